@@ -1,0 +1,24 @@
+/**
+ * One-off hashing and randomness. node:crypto's one-shot hash beats WASM for a
+ * single buffer and is available under Deno too; batches go to src/hotpath.
+ */
+import * as nodeCrypto from 'node:crypto';
+
+export function sha256(data: Uint8Array | string): Uint8Array {
+  return nodeCrypto.createHash('sha256').update(data).digest();
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return nodeCrypto.createHash('sha256').update(data).digest('hex');
+}
+
+export function randomBytes(n: number): Uint8Array {
+  return nodeCrypto.randomBytes(n);
+}
+
+/** Constant-time equality of two byte strings (false when lengths differ). */
+export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && nodeCrypto.timingSafeEqual(a, b);
+}
+
+export { nodeCrypto };

@@ -1,0 +1,49 @@
+/** Process-level facts and hooks (argv, env, signals, exit), behind one seam. */
+import { parseArgs } from 'node:util';
+
+export { parseArgs };
+
+export function argv(): string[] {
+  return process.argv.slice(2);
+}
+
+export function env(name: string): string | undefined {
+  return process.env[name];
+}
+
+export function pid(): number {
+  return process.pid;
+}
+
+/** Calls fn once on the first SIGINT or SIGTERM (Ctrl+C / service stop on every platform). */
+export function onShutdownSignal(fn: (signal: string) => void): void {
+  let fired = false;
+  const handler = (signal: string) => {
+    if (fired) return;
+    fired = true;
+    fn(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  if (process.platform === 'win32') process.on('SIGBREAK', handler);
+}
+
+export function exit(code: number): never {
+  process.exit(code);
+}
+
+// A closed stdout (piped into `head`, a log shipper that died) must not take
+// the node down: the log file still gets every line.
+let stdoutGuarded = false;
+
+export function stdoutLine(line: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', () => {});
+  }
+  process.stdout.write(`${line}\n`);
+}
+
+export function stderrLine(line: string): void {
+  process.stderr.write(`${line}\n`);
+}

@@ -1,0 +1,179 @@
+/**
+ * The public HTTP API (SPEC §4) as a Hono app: ingress → sentry → brain →
+ * vault. A 2xx on a write means the rows are durable; every bad input is a
+ * 4xx problem+json that changed nothing.
+ */
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { GroupCommitter, StorageError, receiptOf, type Outcome } from '../vault/group-commit.ts';
+import type { StoredEntry, Vault } from '../vault/vault.ts';
+import { SplitInvariantError } from '../brain/split.ts';
+import { formatPolicy } from '../brain/policy.ts';
+import { hotpathReady } from '../hotpath/hotpath.ts';
+import { sentry, type Rejection, type SentryVariables } from '../sentry/sentry.ts';
+import type { IdentityVerifier } from '../sentry/identity.ts';
+import { parseEventBody, parseJson } from './event-body.ts';
+import { problem, problemBody, ProblemError } from './problem.ts';
+
+export const VERSION = '0.1.0';
+
+export interface NodeInfo {
+  origin: string;
+  keyName: string;
+  publicKey: string;
+}
+
+export interface AppOptions {
+  vault: Vault;
+  committer: GroupCommitter;
+  verifiers: readonly IdentityVerifier[];
+  node: NodeInfo;
+  bodyLimitBytes: number;
+  peer: (c: Context) => { clientIp: string; loopback: boolean };
+  onRejection?: (r: Rejection) => void;
+  onError?: (e: unknown, c: Context) => void;
+  /** Extra readiness condition (e.g. the data directory is writable). */
+  ready?: () => boolean;
+}
+
+type Env = { Variables: SentryVariables };
+
+const MAX_LIMIT = 500;
+const DEFAULT_LIMIT = 50;
+const SEQ = /^(0|[1-9][0-9]{0,15})$/;
+
+function parseSeq(text: string | undefined): number | undefined {
+  if (text === undefined || !SEQ.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function eventView(s: StoredEntry) {
+  return { ...receiptOf(s.entry, s.leaf), policy: s.entry.policy, evidence: s.entry.evidence, entry: s.canonical };
+}
+
+/** Non-admin identities see only the entries they sent or are credited by. */
+function visibleTo(s: StoredEntry, subject: string): boolean {
+  return s.entry.subject === subject || s.entry.beneficiary === subject;
+}
+
+export function createApp(options: AppOptions): Hono<Env> {
+  const { vault, committer } = options;
+  const app = new Hono<Env>({ strict: true });
+
+  app.use('*', secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+
+  app.onError((err, c) => {
+    if (err instanceof ProblemError) return problem(c, err.code, err.detail);
+    if (err instanceof StorageError) {
+      options.onError?.(err, c);
+      return problem(c, 'STORAGE_UNAVAILABLE');
+    }
+    if (err instanceof SplitInvariantError) {
+      options.onError?.(err, c);
+      return problem(c, 'SPLIT_INVARIANT', err.message);
+    }
+    options.onError?.(err, c);
+    return problem(c, 'INTERNAL');
+  });
+  app.notFound((c) => problem(c, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`));
+
+  // --- public, unauthenticated -------------------------------------------------
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const checks = { vault: !committer.closed && (options.ready?.() ?? true), wasm: hotpathReady() };
+    const ok = checks.vault && checks.wasm;
+    return c.json({ status: ok ? 'ready' : 'not ready', checks }, ok ? 200 : 503);
+  });
+  app.get('/v1/node', (c) => c.json({ ...options.node, policy: formatPolicy(vault.policy), version: VERSION }));
+
+  // --- the Sentry guards everything under /v1 that is not public ----------------
+  const readBody = bodyLimit({
+    maxSize: options.bodyLimitBytes,
+    onError: (c) => problem(c, 'BODY_TOO_LARGE', `the limit is ${options.bodyLimitBytes} bytes`),
+  });
+  const guard = sentry({
+    verifiers: options.verifiers,
+    peer: options.peer,
+    onRejection: options.onRejection,
+    reject: (c, r) => {
+      const body = { ...problemBody('UNAUTHENTICATED', r.message, { instance: c.req.path }), code: r.code, status: r.status };
+      return c.body(JSON.stringify(body), r.status as ContentfulStatusCode, { 'content-type': 'application/problem+json' });
+    },
+  });
+
+  app.post('/v1/events', readBody, async (c, next) => {
+    const type = c.req.header('content-type') ?? '';
+    if (!/^application\/json\s*(;|$)/i.test(type)) return problem(c, 'UNSUPPORTED_MEDIA_TYPE');
+    c.set('body', new Uint8Array(await c.req.arrayBuffer()));
+    await next();
+  }, guard, async (c) => {
+    const identity = c.get('identity');
+    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+    let json: unknown;
+    try {
+      json = parseJson(text.decode(c.get('body')));
+    } catch (e) {
+      if (e instanceof ProblemError) throw e;
+      throw new ProblemError('MALFORMED_JSON', 'the body is not valid UTF-8');
+    }
+    const { events, batch } = parseEventBody(json, identity.subject, c.req.header('idempotency-key') ?? null);
+    const outcome: Outcome = await committer.submit({ subject: identity.subject, events, evidence: identity.evidence });
+    if (outcome.kind === 'conflict') {
+      return problem(c, 'REF_CONFLICT', `ref "${outcome.ref}" was booked before with a different amount or beneficiary`, { index: outcome.index });
+    }
+    const status = outcome.kind === 'booked' ? 201 : 200;
+    return batch ? c.json({ receipts: outcome.receipts }, status) : c.json(outcome.receipts[0]!, status);
+  });
+
+  app.get('/v1/*', async (c, next) => {
+    c.set('body', new Uint8Array(0));
+    await next();
+  }, guard);
+
+  app.get('/v1/events/:seq', (c) => {
+    const seq = parseSeq(c.req.param('seq'));
+    if (seq === undefined) return problem(c, 'SEQ_INVALID');
+    const stored = vault.entry(seq);
+    if (!stored || !visibleTo(stored, c.get('identity').subject)) return problem(c, 'NOT_FOUND', `no event ${seq} visible to this identity`);
+    return c.json(eventView(stored));
+  });
+
+  app.get('/v1/events', (c) => {
+    const subject = c.req.query('subject') ?? c.get('identity').subject;
+    if (subject !== c.get('identity').subject) return problem(c, 'FORBIDDEN', 'an identity may list only its own events');
+    const cursorText = c.req.query('cursor');
+    const before = cursorText === undefined ? undefined : parseSeq(cursorText);
+    if (cursorText !== undefined && before === undefined) return problem(c, 'QUERY_INVALID', 'cursor must be the "next" value of a previous page');
+    const limitText = c.req.query('limit');
+    const limit = limitText === undefined ? DEFAULT_LIMIT : parseSeq(limitText);
+    if (limit === undefined || limit < 1 || limit > MAX_LIMIT) return problem(c, 'QUERY_INVALID', `limit must be 1 to ${MAX_LIMIT}`);
+    const rows = vault.entries({ subject, before, limit });
+    const next = rows.length === limit ? String(rows[rows.length - 1]!.entry.seq) : null;
+    return c.json({ events: rows.map(eventView), next });
+  });
+
+  app.get('/v1/accounts/:subject', (c) => {
+    const subject = c.req.param('subject');
+    if (subject !== c.get('identity').subject) return problem(c, 'FORBIDDEN', 'an identity may read only its own account');
+    const a = vault.account(subject);
+    return c.json({ subject, credited: a.credited.toString(), events: a.events });
+  });
+
+  app.get('/v1/summary', (c) => {
+    const t = vault.totals;
+    return c.json({
+      entries: t.entries,
+      totals: { amount: t.amount.toString(), creator: t.creator.toString(), pool: t.pool.toString(), fee: t.fee.toString() },
+      policy: formatPolicy(vault.policy),
+    });
+  });
+
+  // Known paths with the wrong method: 405, not 404.
+  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz']) {
+    app.all(path, (c) => problem(c, 'METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path}`));
+  }
+  return app;
+}

@@ -1,0 +1,129 @@
+/**
+ * Composition root: a data directory and a config become a running node —
+ * vault, group committer, Sentry, public and admin listeners — and a stop()
+ * that drains in-flight groups before the vault closes.
+ */
+import type { Context } from 'hono';
+import type { Config } from '../config/config.ts';
+import { loadAdminToken, loadNodeKey, type DataDir } from '../config/datadir.ts';
+import { Vault } from '../vault/vault.ts';
+import { GroupCommitter } from '../vault/group-commit.ts';
+import { devIdentityVerifier } from '../sentry/dev-identity.ts';
+import type { IdentityVerifier } from '../sentry/identity.ts';
+import { fs } from '../runtime/fs.ts';
+import { listen, peerAddress, isLoopback, type Listener } from '../runtime/serve.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { createApp } from './app.ts';
+import { createAdminApp } from './admin.ts';
+
+export interface NodeOptions {
+  data: DataDir;
+  config: Config;
+  dev: boolean;
+  logger: Logger;
+}
+
+export interface RunningNode {
+  port: number;
+  adminPort: number;
+  vault: Vault;
+  stop(): Promise<void>;
+}
+
+/** Thrown for a security setting that must stop the node at start (exit 2). */
+export class FailClosedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FailClosedError';
+  }
+}
+
+/**
+ * The identity methods this config enables. Fails closed: a method that is
+ * configured but cannot run here, or no method at all, stops the start.
+ */
+export function buildVerifiers(config: Config, dev: boolean): IdentityVerifier[] {
+  const verifiers: IdentityVerifier[] = [];
+  if (dev) verifiers.push(devIdentityVerifier());
+  if (config.sentry.signatures.enabled && !dev) {
+    throw new FailClosedError('device signatures (RFC 9421) are enabled in the config but not available in this build; refusing to start (use --dev for local development)');
+  }
+  if (verifiers.length === 0) {
+    throw new FailClosedError('no identity method is configured; refusing to start an open node (enable [sentry.signatures] or use --dev)');
+  }
+  return verifiers;
+}
+
+export async function startNode(options: NodeOptions): Promise<RunningNode> {
+  const { config, data, logger } = options;
+  const verifiers = buildVerifiers(config, options.dev);
+  const nodeKey = loadNodeKey(data);
+  const adminToken = loadAdminToken(data);
+  if (options.dev) logger.warn('dev_identity_enabled', { detail: 'X-Nexus-Dev-Identity is accepted from loopback; never run --dev in production' });
+
+  const vault = await Vault.open(data.vaultFile);
+  const committer = new GroupCommitter(vault, {
+    onInvariantViolation: (e) => logger.error('split_invariant_violated', { amount: e.amount, detail: e.message }),
+  });
+  const startedAt = Date.now();
+
+  const peer = (c: Context) => {
+    const address = peerAddress(c);
+    return { clientIp: address, loopback: isLoopback(address) };
+  };
+  const app = createApp({
+    vault,
+    committer,
+    verifiers,
+    node: { origin: config.node.origin, keyName: config.node.origin, publicKey: Buffer.from(nodeKey.publicKey).toString('base64') },
+    bodyLimitBytes: config.limits.body_bytes,
+    peer,
+    onRejection: (r) => logger.warn('sentry_rejection', { ...r }),
+    onError: (e, c) => logger.error('request_failed', { route: `${c.req.method} ${c.req.path}`, error: (e as Error)?.stack ?? String(e) }),
+    ready: () => {
+      try {
+        fs.accessSync(data.dir, fs.constants.W_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  });
+  const admin = createAdminApp({
+    token: adminToken,
+    status: () => ({ pid: process.pid, entries: vault.size, uptimeS: Math.round((Date.now() - startedAt) / 1000) }),
+  });
+
+  let publicListener: Listener | undefined;
+  let adminListener: Listener | undefined;
+  try {
+    publicListener = await listen(app.fetch, config.listen.host, config.listen.port);
+    adminListener = await listen(admin.fetch, config.listen.admin_host, config.listen.admin_port);
+  } catch (e) {
+    await publicListener?.close();
+    await committer.close();
+    vault.close();
+    throw e;
+  }
+  logger.info('node_started', { origin: config.node.origin, entries: vault.size, port: publicListener.port, adminPort: adminListener.port });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port: publicListener.port,
+    adminPort: adminListener.port,
+    vault,
+    stop() {
+      stopping ??= (async () => {
+        // Stop taking connections, let in-flight requests reach the committer,
+        // finish their groups, then close the vault.
+        const closing = Promise.all([publicListener!.close(), adminListener!.close()]);
+        await committer.drain();
+        await closing;
+        await committer.close();
+        vault.close();
+        logger.info('node_stopped', { entries: vault.size });
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,312 @@
+/**
+ * Group commit: every submission that arrives while the event loop is busy is
+ * booked in one transaction with one fsync, and each caller is answered only
+ * after that COMMIT returned (a 2xx means the row is on disk). One row per
+ * transaction costs ~40× a row inside a group (NOTES.md).
+ *
+ * Per group: idempotency (subject + ref) is resolved first, then every new
+ * amount is split in one WASM call, canonical bytes and leaf hashes are built
+ * in one pass, and the rows go in.
+ */
+import { splitBatch, SplitInvariantError, type Split } from '../brain/split.ts';
+import { canonicalEntry, type LedgerEntry } from '../brain/entry.ts';
+import { formatPolicy } from '../brain/policy.ts';
+import { leafHashes } from '../hotpath/hotpath.ts';
+import { sha256 } from '../runtime/crypto.ts';
+import type { PreparedEntry, StoredEntry, Vault } from './vault.ts';
+
+export interface EventRequest {
+  beneficiary: string;
+  amount: bigint;
+  ref: string | null;
+}
+
+/** One authenticated request: its events share one subject and one piece of evidence. */
+export interface Submission {
+  subject: string;
+  events: readonly EventRequest[];
+  /** Authentication evidence (signature base + signature, JWT, initData …). */
+  evidence: Uint8Array;
+}
+
+export interface Receipt {
+  seq: number;
+  leaf: string;
+  amount: string;
+  split: { creator: string; pool: string; fee: string };
+  subject: string;
+  beneficiary: string;
+  ts: number;
+  ref: string | null;
+}
+
+export type Outcome =
+  /** At least one event was booked now (201); replayed ones carry their first receipt. */
+  | { kind: 'booked'; receipts: Receipt[] }
+  /** Every event was booked before under the same refs (200). */
+  | { kind: 'replayed'; receipts: Receipt[] }
+  /** A ref was booked before with a different amount or beneficiary (409). */
+  | { kind: 'conflict'; index: number; ref: string };
+
+export class StorageError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`vault write failed: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'StorageError';
+  }
+}
+
+export interface CommittedBatch {
+  firstSeq: number;
+  entries: readonly PreparedEntry[];
+}
+
+export interface GroupCommitOptions {
+  /** Most events in one transaction; the rest wait for the next group. */
+  maxGroupEvents?: number;
+  /** Called after each durable COMMIT (the log integrates the new leaves). */
+  onCommitted?: (batch: CommittedBatch) => void;
+  /** Called when the split invariant fails (an alarm: it never should). */
+  onInvariantViolation?: (error: SplitInvariantError) => void;
+  now?: () => number;
+}
+
+interface Pending {
+  submission: Submission;
+  resolve: (o: Outcome) => void;
+  reject: (e: unknown) => void;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+export function receiptOf(entry: LedgerEntry, leaf: Uint8Array): Receipt {
+  return {
+    seq: entry.seq,
+    leaf: hex(leaf),
+    amount: entry.amount.toString(),
+    split: { creator: entry.split.creator.toString(), pool: entry.split.pool.toString(), fee: entry.split.fee.toString() },
+    subject: entry.subject,
+    beneficiary: entry.beneficiary,
+    ts: entry.ts,
+    ref: entry.ref,
+  };
+}
+
+const schedule: (fn: () => void) => void =
+  typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
+
+export class GroupCommitter {
+  readonly #vault: Vault;
+  readonly #maxGroup: number;
+  readonly #options: GroupCommitOptions;
+  readonly #policyText: string;
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #idle: Array<() => void> = [];
+  #closed = false;
+
+  constructor(vault: Vault, options: GroupCommitOptions = {}) {
+    this.#vault = vault;
+    this.#options = options;
+    this.#maxGroup = options.maxGroupEvents ?? 8192;
+    this.#policyText = formatPolicy(vault.policy);
+  }
+
+  /** Queues a submission; settles after its group is durable. */
+  submit(submission: Submission): Promise<Outcome> {
+    if (this.#closed) return Promise.reject(new StorageError(new Error('the vault is closing')));
+    return new Promise<Outcome>((resolve, reject) => {
+      this.#queue.push({ submission, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        schedule(() => this.#flush());
+      }
+    });
+  }
+
+  /** Resolves when everything queued so far has been committed (or failed). */
+  drain(): Promise<void> {
+    if (this.#queue.length === 0 && !this.#scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Refuses new work; finishes what is queued. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.drain();
+  }
+
+  #flush(): void {
+    let events = 0;
+    let take = 0;
+    while (take < this.#queue.length && (take === 0 || events + this.#queue[take]!.submission.events.length <= this.#maxGroup)) {
+      events += this.#queue[take]!.submission.events.length;
+      take++;
+    }
+    const group = this.#queue.splice(0, take);
+    try {
+      this.#commitGroup(group);
+    } finally {
+      if (this.#queue.length > 0) {
+        schedule(() => this.#flush());
+      } else {
+        this.#scheduled = false;
+        const idle = this.#idle;
+        this.#idle = [];
+        for (const resolve of idle) resolve();
+      }
+    }
+  }
+
+  #commitGroup(group: Pending[]): void {
+    const vault = this.#vault;
+    // Refs booked earlier in this same group, so concurrent retries collapse too.
+    const inGroup = new Map<string, { entry: LedgerEntry; index: number }>();
+    const plans: Array<{ p: Pending; fresh: EventRequest[]; slots: Array<StoredEntry | number>; outcome?: Outcome }> = [];
+    const freshAll: Array<{ plan: number; req: EventRequest }> = [];
+
+    for (const p of group) {
+      const { subject, events } = p.submission;
+      const slots: Array<StoredEntry | number> = [];
+      const fresh: EventRequest[] = [];
+      let conflict: Outcome | undefined;
+      for (let i = 0; i < events.length && !conflict; i++) {
+        const req = events[i]!;
+        const prior = req.ref === null ? undefined : findPrior(vault, inGroup, subject, req.ref);
+        if (prior) {
+          if (prior.amount !== req.amount || prior.beneficiary !== req.beneficiary) {
+            conflict = { kind: 'conflict', index: i, ref: req.ref! };
+          } else {
+            slots.push(prior.stored ?? -1 - prior.freshIndex!);
+          }
+        } else {
+          slots.push(fresh.length);
+          fresh.push(req);
+        }
+      }
+      if (conflict) {
+        plans.push({ p, fresh: [], slots: [], outcome: conflict });
+        continue;
+      }
+      const planIndex = plans.length;
+      plans.push({ p, fresh, slots });
+      for (const req of fresh) {
+        const idx = freshAll.length;
+        freshAll.push({ plan: planIndex, req });
+        if (req.ref !== null) {
+          inGroup.set(refKey(subject, req.ref), { entry: { amount: req.amount, beneficiary: req.beneficiary } as LedgerEntry, index: idx });
+        }
+      }
+    }
+
+    const failed = new Map<number, unknown>();
+    const splits = this.#split(freshAll.map((f) => f.req.amount), freshAll, failed);
+
+    const ts = (this.#options.now ?? Date.now)();
+    const firstSeq = vault.size;
+    const prepared: PreparedEntry[] = [];
+    const byFresh: Array<PreparedEntry | undefined> = new Array(freshAll.length);
+    const evidenceHashes = new Map<Pending, Uint8Array>();
+    for (let i = 0; i < freshAll.length; i++) {
+      const f = freshAll[i]!;
+      if (failed.has(f.plan)) continue;
+      const p = plans[f.plan]!.p;
+      let evidenceHash = evidenceHashes.get(p);
+      if (!evidenceHash) {
+        evidenceHash = sha256(p.submission.evidence);
+        evidenceHashes.set(p, evidenceHash);
+      }
+      const entry: LedgerEntry = {
+        v: 1,
+        seq: firstSeq + prepared.length,
+        ts,
+        subject: p.submission.subject,
+        beneficiary: f.req.beneficiary,
+        amount: f.req.amount,
+        split: splits[i]!,
+        policy: this.#policyText,
+        ref: f.req.ref,
+        evidence: hex(evidenceHash),
+      };
+      const pe: PreparedEntry = { entry, canonical: canonicalEntry(entry), leaf: EMPTY, evidenceHash, evidence: p.submission.evidence };
+      prepared.push(pe);
+      byFresh[i] = pe;
+    }
+    if (prepared.length > 0) {
+      const leaves = leafHashes(prepared.map((pe) => encoder.encode(pe.canonical)));
+      for (let i = 0; i < prepared.length; i++) prepared[i]!.leaf = leaves.subarray(i * 32, i * 32 + 32);
+      try {
+        vault.transaction(() => vault.appendEntries(prepared));
+      } catch (e) {
+        const error = new StorageError(e);
+        for (const plan of plans) if (!plan.outcome && !failed.has(plans.indexOf(plan))) plan.p.reject(error);
+        for (const [i, err] of failed) plans[i]!.p.reject(err);
+        for (const plan of plans) if (plan.outcome) plan.p.resolve(plan.outcome);
+        return;
+      }
+      this.#options.onCommitted?.({ firstSeq, entries: prepared });
+    }
+
+    // Map each plan's slots to receipts: stored (earlier), fresh (now), or a
+    // fresh entry of an earlier submission in this group (negative slot).
+    let freshCursor = 0;
+    for (let pi = 0; pi < plans.length; pi++) {
+      const plan = plans[pi]!;
+      if (plan.outcome) {
+        plan.p.resolve(plan.outcome);
+        continue;
+      }
+      const start = freshCursor;
+      freshCursor += plan.fresh.length;
+      if (failed.has(pi)) {
+        plan.p.reject(failed.get(pi));
+        continue;
+      }
+      const receipts = plan.slots.map((slot) => {
+        if (typeof slot !== 'number') return receiptOf(slot.entry, slot.leaf);
+        const pe = slot >= 0 ? byFresh[start + slot]! : byFresh[-1 - slot]!;
+        return receiptOf(pe.entry, pe.leaf);
+      });
+      plan.p.resolve({ kind: plan.fresh.length > 0 ? 'booked' : 'replayed', receipts });
+    }
+  }
+
+  /** Splits all fresh amounts in one call; isolates the plan at fault if the invariant fails. */
+  #split(amounts: bigint[], freshAll: Array<{ plan: number }>, failed: Map<number, unknown>): Split[] {
+    try {
+      return splitBatch(amounts, this.#vault.policy);
+    } catch (e) {
+      if (!(e instanceof SplitInvariantError)) throw e;
+      this.#options.onInvariantViolation?.(e);
+      const out: Split[] = [];
+      for (let i = 0; i < amounts.length; i++) {
+        try {
+          out.push(splitBatch([amounts[i]!], this.#vault.policy)[0]!);
+        } catch (err) {
+          failed.set(freshAll[i]!.plan, err);
+          out.push({ creator: 0n, pool: 0n, fee: 0n });
+        }
+      }
+      return out;
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+const refKey = (subject: string, ref: string) => `${subject}\u0000${ref}`;
+
+function findPrior(
+  vault: Vault,
+  inGroup: Map<string, { entry: LedgerEntry; index: number }>,
+  subject: string,
+  ref: string,
+): { amount: bigint; beneficiary: string; stored?: StoredEntry; freshIndex?: number } | undefined {
+  const pending = inGroup.get(refKey(subject, ref));
+  if (pending) return { amount: pending.entry.amount, beneficiary: pending.entry.beneficiary, freshIndex: pending.index };
+  const stored = vault.entryByRef(subject, ref);
+  return stored && { amount: stored.entry.amount, beneficiary: stored.entry.beneficiary, stored };
+}

@@ -1,0 +1,211 @@
+/**
+ * A SQLite VFS on synchronous node:fs calls, so the WASM SQLite writes real
+ * files (without one it silently runs in Emscripten's in-memory FS; NOTES.md).
+ *
+ * Durability rests on three things: xSync really fsyncs (fdatasync for
+ * SYNC_DATAONLY), the directory is fsynced after a journal/WAL file is created
+ * or a file is deleted with syncDir, and short reads zero-fill. Locking is left
+ * to `locking_mode=EXCLUSIVE` plus the vault's pid lock: one writer process.
+ */
+import { FacadeVFS } from '@journeyapps/wa-sqlite/src/FacadeVFS.js';
+import * as C from '@journeyapps/wa-sqlite/src/sqlite-constants.js';
+import { fs, path, fsyncDir, tmpDir } from '../runtime/fs.ts';
+
+interface OpenFile {
+  fd: number;
+  name: string;
+  flags: number;
+}
+
+interface DataLike {
+  subarray(start?: number, end?: number): Uint8Array;
+  fill(v: number, start?: number, end?: number): unknown;
+  readonly byteLength: number;
+}
+
+interface Int32Out {
+  setInt32(offset: number, value: number, littleEndian?: boolean): void;
+}
+
+interface BigInt64Out {
+  setBigInt64(offset: number, value: bigint, littleEndian?: boolean): void;
+}
+
+const IOCAP_POWERSAFE_OVERWRITE = 0x1000;
+const SECTOR_SIZE = 4096;
+
+export class NodeFsVFS extends FacadeVFS {
+  override mxPathname = 1024;
+  readonly #files = new Map<number, OpenFile>();
+  #tempCounter = 0;
+
+  constructor(name: string, module: unknown) {
+    super(name, module);
+  }
+
+  override getFilename(pFile: number): string {
+    return this.#files.get(pFile)?.name ?? '';
+  }
+
+  override jOpen(filename: string | null, pFile: number, flags: number, pOutFlags: Int32Out): number {
+    try {
+      let name = filename;
+      if (!name) {
+        // Temp files arrive without a name; they live beside nothing and die on close.
+        name = path.join(tmpDir(), `nexus-sqlite-${process.pid}-${Date.now()}-${this.#tempCounter++}`);
+        flags |= C.SQLITE_OPEN_DELETEONCLOSE | C.SQLITE_OPEN_CREATE;
+      }
+      const create = (flags & C.SQLITE_OPEN_CREATE) !== 0;
+      const existed = fs.existsSync(name);
+      if (!existed && !create) return C.SQLITE_CANTOPEN;
+      let mode = (flags & C.SQLITE_OPEN_READWRITE) !== 0 ? fs.constants.O_RDWR : fs.constants.O_RDONLY;
+      if (create) mode |= fs.constants.O_CREAT;
+      if ((flags & C.SQLITE_OPEN_EXCLUSIVE) !== 0) mode |= fs.constants.O_EXCL;
+      const fd = fs.openSync(name, mode, 0o600);
+      this.#files.set(pFile, { fd, name, flags });
+      if (!existed && (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0) {
+        fsyncDir(path.dirname(name));
+      }
+      pOutFlags.setInt32(0, flags, true);
+      return C.SQLITE_OK;
+    } catch {
+      return C.SQLITE_CANTOPEN;
+    }
+  }
+
+  override jDelete(filename: string, syncDir: number): number {
+    try {
+      fs.unlinkSync(filename);
+      if (syncDir) fsyncDir(path.dirname(filename));
+      return C.SQLITE_OK;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return C.SQLITE_IOERR_DELETE_NOENT;
+      return C.SQLITE_IOERR_DELETE;
+    }
+  }
+
+  override jAccess(filename: string, _flags: number, pResOut: Int32Out): number {
+    try {
+      // A zero-size file counts as absent, as os_unix.c does for journals.
+      pResOut.setInt32(0, fs.statSync(filename).size > 0 ? 1 : 0, true);
+    } catch {
+      pResOut.setInt32(0, 0, true);
+    }
+    return C.SQLITE_OK;
+  }
+
+  override jFullPathname(filename: string, zOut: Uint8Array): number {
+    return super.jFullPathname(path.resolve(filename), zOut);
+  }
+
+  override jClose(pFile: number): number {
+    const file = this.#files.get(pFile);
+    if (!file) return C.SQLITE_OK;
+    this.#files.delete(pFile);
+    try {
+      fs.closeSync(file.fd);
+      if ((file.flags & C.SQLITE_OPEN_DELETEONCLOSE) !== 0) fs.rmSync(file.name, { force: true });
+      return C.SQLITE_OK;
+    } catch {
+      return C.SQLITE_IOERR_CLOSE;
+    }
+  }
+
+  override jRead(pFile: number, pData: DataLike, iOffset: number): number {
+    const file = this.#files.get(pFile);
+    if (!file) return C.SQLITE_IOERR_READ;
+    const buf = pData.subarray();
+    try {
+      let done = 0;
+      while (done < buf.byteLength) {
+        const n = fs.readSync(file.fd, buf, done, buf.byteLength - done, iOffset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      if (done < buf.byteLength) {
+        buf.fill(0, done);
+        return C.SQLITE_IOERR_SHORT_READ;
+      }
+      return C.SQLITE_OK;
+    } catch {
+      return C.SQLITE_IOERR_READ;
+    }
+  }
+
+  override jWrite(pFile: number, pData: DataLike, iOffset: number): number {
+    const file = this.#files.get(pFile);
+    if (!file) return C.SQLITE_IOERR_WRITE;
+    const buf = pData.subarray();
+    try {
+      let done = 0;
+      while (done < buf.byteLength) {
+        done += fs.writeSync(file.fd, buf, done, buf.byteLength - done, iOffset + done);
+      }
+      return C.SQLITE_OK;
+    } catch {
+      return C.SQLITE_IOERR_WRITE;
+    }
+  }
+
+  override jTruncate(pFile: number, size: number): number {
+    const file = this.#files.get(pFile);
+    if (!file) return C.SQLITE_IOERR_TRUNCATE;
+    try {
+      fs.ftruncateSync(file.fd, size);
+      return C.SQLITE_OK;
+    } catch {
+      return C.SQLITE_IOERR_TRUNCATE;
+    }
+  }
+
+  override jSync(pFile: number, flags: number): number {
+    const file = this.#files.get(pFile);
+    if (!file) return C.SQLITE_IOERR_FSYNC;
+    try {
+      if ((flags & C.SQLITE_SYNC_DATAONLY) !== 0) fs.fdatasyncSync(file.fd);
+      else fs.fsyncSync(file.fd);
+      return C.SQLITE_OK;
+    } catch {
+      return C.SQLITE_IOERR_FSYNC;
+    }
+  }
+
+  override jFileSize(pFile: number, pSize: BigInt64Out): number {
+    const file = this.#files.get(pFile);
+    if (!file) return C.SQLITE_IOERR_FSTAT;
+    try {
+      pSize.setBigInt64(0, BigInt(fs.fstatSync(file.fd).size), true);
+      return C.SQLITE_OK;
+    } catch {
+      return C.SQLITE_IOERR_FSTAT;
+    }
+  }
+
+  // One writer process (pid lock + locking_mode=EXCLUSIVE): file locks are moot.
+  override jLock(): number {
+    return C.SQLITE_OK;
+  }
+
+  override jUnlock(): number {
+    return C.SQLITE_OK;
+  }
+
+  override jCheckReservedLock(_pFile: number, pResOut: Int32Out): number {
+    pResOut.setInt32(0, 0, true);
+    return C.SQLITE_OK;
+  }
+
+  override jSectorSize(): number {
+    return SECTOR_SIZE;
+  }
+
+  // Without POWERSAFE_OVERWRITE SQLite pads WAL frames to sectors (2.3× the writes; NOTES.md).
+  override jDeviceCharacteristics(): number {
+    return IOCAP_POWERSAFE_OVERWRITE;
+  }
+
+  /** Closes every file still open (after the database handle is closed). */
+  override close(): void {
+    for (const pFile of [...this.#files.keys()]) this.jClose(pFile);
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * The vault: the append-only ledger in WASM SQLite on a real file.
+ *
+ * WAL + locking_mode=EXCLUSIVE + synchronous=FULL, one writer process (pid
+ * lock), schema versioned in `meta`. Rows are only ever inserted; the derived
+ * aggregates (accounts, totals) are updated in the same transaction as the rows
+ * they count, and `nexus verify` recomputes them.
+ */
+import { fs, path } from '../runtime/fs.ts';
+import { formatPolicy, parsePolicy, DEFAULT_POLICY, type Policy } from '../brain/policy.ts';
+import { parseCanonicalEntry, type LedgerEntry } from '../brain/entry.ts';
+import { Database, type Statement } from './sqlite.ts';
+import { acquirePidLock, type PidLock } from './pid-lock.ts';
+
+export const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: readonly string[] = [
+  // 1: ledger, evidence, derived aggregates.
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE entries (
+     seq INTEGER PRIMARY KEY,
+     subject TEXT NOT NULL,
+     ref TEXT,
+     canonical TEXT NOT NULL,
+     leaf BLOB NOT NULL,
+     evidence BLOB NOT NULL
+   );
+   CREATE UNIQUE INDEX entries_subject_ref ON entries(subject, ref) WHERE ref IS NOT NULL;
+   CREATE INDEX entries_subject_seq ON entries(subject, seq);
+   CREATE TABLE evidence (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
+   CREATE TABLE accounts (beneficiary TEXT PRIMARY KEY, credited TEXT NOT NULL, events INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE totals (id INTEGER PRIMARY KEY CHECK (id = 0), entries INTEGER NOT NULL,
+     amount TEXT NOT NULL, creator TEXT NOT NULL, pool TEXT NOT NULL, fee TEXT NOT NULL);
+   INSERT INTO totals VALUES (0, 0, '0', '0', '0', '0');`,
+];
+
+export interface StoredEntry {
+  entry: LedgerEntry;
+  canonical: string;
+  leaf: Uint8Array;
+}
+
+export interface Totals {
+  entries: number;
+  amount: bigint;
+  creator: bigint;
+  pool: bigint;
+  fee: bigint;
+}
+
+export interface Account {
+  beneficiary: string;
+  credited: bigint;
+  events: number;
+}
+
+/** An entry ready to insert: its canonical bytes and leaf hash are already computed. */
+export interface PreparedEntry {
+  entry: LedgerEntry;
+  canonical: string;
+  leaf: Uint8Array;
+  evidenceHash: Uint8Array;
+  evidence: Uint8Array;
+}
+
+export interface VaultOpenOptions {
+  /** Policy stored when the vault is created; ignored for an existing vault. */
+  policy?: Policy;
+}
+
+export class Vault {
+  readonly file: string;
+  readonly policy: Policy;
+  readonly #db: Database;
+  readonly #lock: PidLock;
+  readonly #s: ReturnType<typeof prepareAll>;
+  #size: number;
+  #totals: Totals;
+
+  private constructor(file: string, db: Database, lock: PidLock, policy: Policy) {
+    this.file = file;
+    this.#db = db;
+    this.#lock = lock;
+    this.policy = policy;
+    this.#s = prepareAll(db);
+    this.#size = this.#s.size.get((s) => (s.isNull(0) ? 0 : s.int(0) + 1)) ?? 0;
+    this.#totals = this.#readTotals();
+  }
+
+  static async open(file: string, options: VaultOpenOptions = {}): Promise<Vault> {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const lock = acquirePidLock(`${file}.lock`);
+    let db: Database | undefined;
+    try {
+      db = await Database.open(file);
+      // Exclusive locking must come before the first read, or WAL cannot open
+      // without shared memory (NOTES.md).
+      db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;');
+      const policy = migrate(db, options.policy ?? DEFAULT_POLICY);
+      return new Vault(file, db, lock, policy);
+    } catch (e) {
+      db?.close();
+      lock.release();
+      throw e;
+    }
+  }
+
+  /** Number of entries; also the next seq. */
+  get size(): number {
+    return this.#size;
+  }
+
+  get totals(): Totals {
+    return { ...this.#totals };
+  }
+
+  meta(key: string): string | undefined {
+    return this.#s.metaGet.get((s) => s.text(0), key);
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#s.metaSet.run(key, value);
+  }
+
+  /** Runs fn in one write transaction (one fsync at COMMIT). */
+  transaction<T>(fn: () => T): T {
+    const size = this.#size;
+    const totals = this.#totals;
+    try {
+      return this.#db.transaction(fn);
+    } catch (e) {
+      this.#size = size;
+      this.#totals = totals;
+      throw e;
+    }
+  }
+
+  /**
+   * Inserts entries whose seq continues the ledger without a gap; must run
+   * inside transaction(). Aggregates are updated in the same transaction.
+   */
+  appendEntries(batch: readonly PreparedEntry[]): void {
+    if (batch.length === 0) return;
+    const s = this.#s;
+    const credited = new Map<string, { amount: bigint; events: number }>();
+    const t = { ...this.#totals };
+    for (const p of batch) {
+      const e = p.entry;
+      if (e.seq !== this.#size) throw new Error(`seq ${e.seq} does not continue the ledger at ${this.#size}`);
+      s.evidence.run(p.evidenceHash, p.evidence);
+      s.insert.run(e.seq, e.subject, e.ref, p.canonical, p.leaf, p.evidenceHash);
+      this.#size++;
+      const c = credited.get(e.beneficiary) ?? { amount: 0n, events: 0 };
+      c.amount += e.split.creator;
+      c.events++;
+      credited.set(e.beneficiary, c);
+      t.entries++;
+      t.amount += e.amount;
+      t.creator += e.split.creator;
+      t.pool += e.split.pool;
+      t.fee += e.split.fee;
+    }
+    for (const [beneficiary, c] of credited) {
+      const prev = this.account(beneficiary);
+      s.accountSet.run(beneficiary, (prev.credited + c.amount).toString(), prev.events + c.events);
+    }
+    s.totalsSet.run(t.entries, t.amount.toString(), t.creator.toString(), t.pool.toString(), t.fee.toString());
+    this.#totals = t;
+  }
+
+  entry(seq: number): StoredEntry | undefined {
+    return this.#s.bySeq.get(readStored, seq);
+  }
+
+  entryByRef(subject: string, ref: string): StoredEntry | undefined {
+    return this.#s.byRef.get(readStored, subject, ref);
+  }
+
+  /** The evidence bytes stored for an entry (signature base + signature, JWT or initData). */
+  evidence(seq: number): Uint8Array | undefined {
+    return this.#s.evidenceOf.get((s) => s.blob(0), seq);
+  }
+
+  /** Newest first, strictly below `before` (a seq), at most `limit`. */
+  entries(options: { subject?: string; before?: number; limit: number }): StoredEntry[] {
+    const before = options.before ?? Number.MAX_SAFE_INTEGER;
+    return options.subject === undefined
+      ? this.#s.listAll.all(readStored, before, options.limit)
+      : this.#s.listSubject.all(readStored, options.subject, before, options.limit);
+  }
+
+  /** Leaf hashes of [from, to) in seq order, 32 bytes each, concatenated. */
+  leaves(from: number, to: number): Uint8Array {
+    const out = new Uint8Array((to - from) * 32);
+    let i = 0;
+    this.#s.leaves.all((s) => out.set(s.blob(0), 32 * i++), from, to);
+    if (i !== to - from) throw new Error(`leaves ${from}..${to}: found ${i}`);
+    return out;
+  }
+
+  account(beneficiary: string): Account {
+    return this.#s.accountGet.get((s) => ({ beneficiary, credited: BigInt(s.text(0)), events: s.int(1) }), beneficiary)
+      ?? { beneficiary, credited: 0n, events: 0 };
+  }
+
+  /** Raw rows for the offline audit, in seq order from `from`. */
+  *scan(from = 0, chunk = 4096): Generator<{ seq: number; subject: string; ref: string | null; canonical: string; leaf: Uint8Array }> {
+    let next = from;
+    for (;;) {
+      const rows = this.#s.scan.all((s) => ({ seq: s.int(0), subject: s.text(1), ref: s.textOrNull(2), canonical: s.text(3), leaf: s.blob(4) }), next, chunk);
+      yield* rows;
+      if (rows.length < chunk) return;
+      next = rows[rows.length - 1]!.seq + 1;
+    }
+  }
+
+  allAccounts(): Account[] {
+    return this.#s.accountsAll.all((s) => ({ beneficiary: s.text(0), credited: BigInt(s.text(1)), events: s.int(2) }));
+  }
+
+  integrityCheck(): string {
+    const s = this.#db.prepare('PRAGMA integrity_check');
+    try {
+      return s.all((r) => r.text(0)).join('; ');
+    } finally {
+      s.finalize();
+    }
+  }
+
+  /** @internal For the log and the audit, which keep their own tables in the same file. */
+  get database(): Database {
+    return this.#db;
+  }
+
+  #readTotals(): Totals {
+    return this.#s.totalsGet.get((s) => ({
+      entries: s.int(0), amount: BigInt(s.text(1)), creator: BigInt(s.text(2)), pool: BigInt(s.text(3)), fee: BigInt(s.text(4)),
+    }))!;
+  }
+
+  close(): void {
+    try {
+      this.#db.close();
+    } finally {
+      this.#lock.release();
+    }
+  }
+}
+
+function readStored(s: Statement): StoredEntry {
+  const canonical = s.text(0);
+  return { entry: parseCanonicalEntry(canonical), canonical, leaf: s.blob(1) };
+}
+
+function prepareAll(db: Database) {
+  return {
+    size: db.prepare('SELECT max(seq) FROM entries'),
+    metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
+    metaSet: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+    evidence: db.prepare('INSERT OR IGNORE INTO evidence (hash, bytes) VALUES (?, ?)'),
+    insert: db.prepare('INSERT INTO entries (seq, subject, ref, canonical, leaf, evidence) VALUES (?, ?, ?, ?, ?, ?)'),
+    bySeq: db.prepare('SELECT canonical, leaf FROM entries WHERE seq = ?'),
+    byRef: db.prepare('SELECT canonical, leaf FROM entries WHERE subject = ? AND ref = ?'),
+    evidenceOf: db.prepare('SELECT v.bytes FROM entries e JOIN evidence v ON v.hash = e.evidence WHERE e.seq = ?'),
+    listAll: db.prepare('SELECT canonical, leaf FROM entries WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
+    listSubject: db.prepare('SELECT canonical, leaf FROM entries WHERE subject = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
+    leaves: db.prepare('SELECT leaf FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq'),
+    scan: db.prepare('SELECT seq, subject, ref, canonical, leaf FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?'),
+    accountGet: db.prepare('SELECT credited, events FROM accounts WHERE beneficiary = ?'),
+    accountSet: db.prepare('INSERT INTO accounts (beneficiary, credited, events) VALUES (?, ?, ?) ON CONFLICT(beneficiary) DO UPDATE SET credited = excluded.credited, events = excluded.events'),
+    accountsAll: db.prepare('SELECT beneficiary, credited, events FROM accounts ORDER BY beneficiary'),
+    totalsGet: db.prepare('SELECT entries, amount, creator, pool, fee FROM totals WHERE id = 0'),
+    totalsSet: db.prepare('UPDATE totals SET entries = ?, amount = ?, creator = ?, pool = ?, fee = ? WHERE id = 0'),
+  };
+}
+
+/** Brings the schema to SCHEMA_VERSION; returns the vault's policy (stored at creation). */
+function migrate(db: Database, initialPolicy: Policy): Policy {
+  const versionStmt = db.prepare('PRAGMA user_version');
+  const version = versionStmt.get((s) => s.int(0)) ?? 0;
+  versionStmt.finalize();
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`vault schema ${version} is newer than this node understands (${SCHEMA_VERSION}); upgrade nexus`);
+  }
+  if (version < SCHEMA_VERSION) {
+    db.transaction(() => {
+      for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+      if (version === 0) {
+        const set = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+        set.run('policy', formatPolicy(initialPolicy));
+        set.run('created', new Date().toISOString());
+        set.finalize();
+      }
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    });
+  }
+  const get = db.prepare("SELECT value FROM meta WHERE key = 'policy'");
+  const policy = get.get((s) => s.text(0));
+  get.finalize();
+  if (!policy) throw new Error('vault has no policy in meta');
+  return parsePolicy(policy);
+}
