@@ -1,0 +1,234 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { startTestNode, devPost, devGet, type TestNode } from './support/node.ts';
+
+let node: TestNode;
+before(async () => {
+  node = await startTestNode();
+});
+after(async () => {
+  await node.cleanup();
+});
+
+async function json(res: Response) {
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.json() as Record<string, any> };
+}
+
+/** Runs fn and asserts that the ledger did not change. */
+async function unchanged<T>(fn: () => Promise<T>): Promise<T> {
+  const size = node.vault.size;
+  const totals = node.vault.totals;
+  const out = await fn();
+  assert.equal(node.vault.size, size, 'nothing was written');
+  assert.deepEqual(node.vault.totals, totals);
+  return out;
+}
+
+test('a single event is booked durably: 201 with the receipt of SPEC §4', async () => {
+  const r = await json(await devPost(`${node.url}/v1/events`, { amount: '1234', ref: 'one' }));
+  assert.equal(r.status, 201);
+  assert.match(r.type, /^application\/json/);
+  assert.deepEqual(Object.keys(r.body).sort(), ['amount', 'beneficiary', 'leaf', 'ref', 'seq', 'split', 'subject', 'ts']);
+  assert.equal(r.body.subject, 'dev:alice');
+  assert.equal(r.body.beneficiary, 'dev:alice');
+  assert.deepEqual(r.body.split, { creator: '740', pool: '370', fee: '124' });
+  assert.match(r.body.leaf, /^[0-9a-f]{64}$/);
+  const stored = node.vault.entry(r.body.seq)!;
+  assert.equal(stored.entry.amount, 1234n);
+});
+
+const BAD_BODIES: Array<[string, unknown, number, string]> = [
+  ['not JSON', '{"amount":', 400, 'MALFORMED_JSON'],
+  ['an array', '[]', 400, 'BODY_INVALID'],
+  ['a string', '"100"', 400, 'BODY_INVALID'],
+  ['null', 'null', 400, 'BODY_INVALID'],
+  ['no amount', {}, 400, 'AMOUNT_INVALID'],
+  ['zero', { amount: '0' }, 400, 'AMOUNT_INVALID'],
+  ['negative', { amount: '-5' }, 400, 'AMOUNT_INVALID'],
+  ['a float', { amount: 1.5 }, 400, 'AMOUNT_INVALID'],
+  ['a decimal string', { amount: '1.50' }, 400, 'AMOUNT_INVALID'],
+  ['2^64', { amount: '18446744073709551616' }, 400, 'AMOUNT_INVALID'],
+  ['an unsafe JSON integer', '{"amount": 9007199254740993}', 400, 'AMOUNT_INVALID'],
+  ['leading zeros', { amount: '007' }, 400, 'AMOUNT_INVALID'],
+  ['amount as bool', { amount: true }, 400, 'AMOUNT_INVALID'],
+  ['unknown field', { amount: '1', memo: 'x' }, 400, 'UNKNOWN_FIELD'],
+  ['__proto__ field', '{"amount":"1","__proto__":{"x":1}}', 400, 'UNKNOWN_FIELD'],
+  ['empty beneficiary', { amount: '1', beneficiary: '' }, 400, 'BENEFICIARY_INVALID'],
+  ['beneficiary with a newline', { amount: '1', beneficiary: 'a\nb' }, 400, 'BENEFICIARY_INVALID'],
+  ['numeric beneficiary', { amount: '1', beneficiary: 5 }, 400, 'BENEFICIARY_INVALID'],
+  ['long beneficiary', { amount: '1', beneficiary: 'x'.repeat(257) }, 400, 'BENEFICIARY_INVALID'],
+  ['ref with a space', { amount: '1', ref: 'a b' }, 400, 'REF_INVALID'],
+  ['long ref', { amount: '1', ref: 'r'.repeat(129) }, 400, 'REF_INVALID'],
+  ['numeric ref', { amount: '1', ref: 7 }, 400, 'REF_INVALID'],
+  ['empty batch', { events: [] }, 400, 'BATCH_INVALID'],
+  ['batch not an array', { events: {} }, 400, 'BATCH_INVALID'],
+  ['batch with an extra field', { events: [{ amount: '1' }], amount: '1' }, 400, 'UNKNOWN_FIELD'],
+  ['batch with one bad event', { events: [{ amount: '1' }, { amount: '0' }] }, 400, 'AMOUNT_INVALID'],
+  ['batch with a duplicate ref', { events: [{ amount: '1', ref: 'd' }, { amount: '2', ref: 'd' }] }, 400, 'DUPLICATE_REF'],
+  ['a batch over 16 KiB', { events: Array.from({ length: 1001 }, () => ({ amount: '1000000' })) }, 413, 'BODY_TOO_LARGE'],
+];
+
+for (const [name, body, status, code] of BAD_BODIES) {
+  test(`bad input: ${name} → ${status} ${code}, nothing written`, async () => {
+    const r = await unchanged(async () => json(await devPost(`${node.url}/v1/events`, body)));
+    assert.equal(r.status, status);
+    assert.equal(r.type, 'application/problem+json');
+    assert.equal(r.body.code, code);
+    assert.equal(r.body.status, status);
+    assert.ok(r.body.title && r.body.type);
+  });
+}
+
+test('bad input: a batch of 1001 tiny events under the size limit is BATCH_INVALID', async () => {
+  const events = Array.from({ length: 1001 }, () => ({ amount: 1 }));
+  const big = await startTestNode({ configure: (c) => { c.limits.body_bytes = 65536; } });
+  try {
+    const r = await json(await devPost(`${big.url}/v1/events`, { events }));
+    assert.equal(r.status, 400);
+    assert.equal(r.body.code, 'BATCH_INVALID');
+    assert.equal(big.vault.size, 0);
+    const ok = await json(await devPost(`${big.url}/v1/events`, { events: events.slice(1) }));
+    assert.equal(ok.status, 201);
+    assert.equal(ok.body.receipts.length, 1000);
+  } finally {
+    await big.cleanup();
+  }
+});
+
+test('bad input: wrong content type → 415, oversized body → 413, invalid UTF-8 → 400', async () => {
+  await unchanged(async () => {
+    const r = await fetch(`${node.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'text/plain', 'x-nexus-dev-identity': 'alice' }, body: '{"amount":"1"}' });
+    assert.equal(r.status, 415);
+    assert.equal((await r.json()).code, 'UNSUPPORTED_MEDIA_TYPE');
+    const noType = await fetch(`${node.url}/v1/events`, { method: 'POST', headers: { 'x-nexus-dev-identity': 'alice' }, body: '{"amount":"1"}' });
+    assert.equal(noType.status, 415);
+    const big = await devPost(`${node.url}/v1/events`, { amount: '1', ref: 'x'.repeat(20000) });
+    assert.equal(big.status, 413);
+    assert.equal((await big.json()).code, 'BODY_TOO_LARGE');
+    const utf = await fetch(`${node.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-nexus-dev-identity': 'alice' }, body: new Uint8Array([0x7b, 0xff, 0x7d]) });
+    assert.equal(utf.status, 400);
+    assert.equal((await utf.json()).code, 'MALFORMED_JSON');
+  });
+});
+
+test('unauthenticated and malformed identities are rejected before any work', async () => {
+  await unchanged(async () => {
+    const none = await json(await fetch(`${node.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":"1"}' }));
+    assert.equal(none.status, 401);
+    assert.equal(none.body.code, 'UNAUTHENTICATED');
+    const bad = await json(await devPost(`${node.url}/v1/events`, { amount: '1' }, 'has space'));
+    assert.equal(bad.status, 401);
+    assert.equal(bad.body.code, 'DEV_IDENTITY_INVALID');
+    const read = await fetch(`${node.url}/v1/summary`);
+    assert.equal(read.status, 401);
+  });
+});
+
+test('idempotent retries: ref or Idempotency-Key returns the first receipt with 200', async () => {
+  const first = await json(await devPost(`${node.url}/v1/events`, { amount: '500', ref: 'retry-1' }));
+  assert.equal(first.status, 201);
+  const again = await unchanged(async () => json(await devPost(`${node.url}/v1/events`, { amount: '500', ref: 'retry-1' })));
+  assert.equal(again.status, 200);
+  assert.deepEqual(again.body, first.body);
+  const conflict = await unchanged(async () => json(await devPost(`${node.url}/v1/events`, { amount: '501', ref: 'retry-1' })));
+  assert.equal(conflict.status, 409);
+  assert.equal(conflict.body.code, 'REF_CONFLICT');
+  const k1 = await json(await devPost(`${node.url}/v1/events`, { amount: '5' }, 'alice', { 'idempotency-key': 'key-1' }));
+  assert.equal(k1.status, 201);
+  assert.equal(k1.body.ref, 'key-1');
+  const k2 = await unchanged(async () => json(await devPost(`${node.url}/v1/events`, { amount: '5' }, 'alice', { 'idempotency-key': 'key-1' })));
+  assert.equal(k2.status, 200);
+  assert.equal(k2.body.seq, k1.body.seq);
+  const mismatch = await unchanged(async () => json(await devPost(`${node.url}/v1/events`, { amount: '5', ref: 'other' }, 'alice', { 'idempotency-key': 'key-2' })));
+  assert.equal(mismatch.body.code, 'IDEMPOTENCY_KEY_INVALID');
+  // A batch retried whole: all replayed, 200.
+  const batch = { events: [{ amount: '1', ref: 'b1' }, { amount: '2', ref: 'b2' }] };
+  const b1 = await json(await devPost(`${node.url}/v1/events`, batch));
+  assert.equal(b1.status, 201);
+  const b2 = await unchanged(async () => json(await devPost(`${node.url}/v1/events`, batch)));
+  assert.equal(b2.status, 200);
+  assert.deepEqual(b2.body, b1.body);
+});
+
+test('concurrent writers: 300 requests from 3 identities, every one booked exactly once', async () => {
+  const before = node.vault.size;
+  const responses = await Promise.all(Array.from({ length: 300 }, (_, i) =>
+    devPost(`${node.url}/v1/events`, { amount: String(i + 1), ref: `c-${i}` }, `w${i % 3}`).then(json)));
+  assert.ok(responses.every((r) => r.status === 201));
+  const seqs = new Set(responses.map((r) => r.body.seq));
+  assert.equal(seqs.size, 300);
+  assert.equal(node.vault.size, before + 300);
+  for (const r of responses) assert.equal(node.vault.entry(r.body.seq)!.entry.ref, r.body.ref);
+});
+
+test('reads: event by seq, own events only, cursor pagination newest first, accounts, summary', async () => {
+  const mine = await json(await devPost(`${node.url}/v1/events`, { events: [{ amount: '10' }, { amount: '20', beneficiary: 'dev:carol' }] }, 'bob'));
+  const [s0, s1] = mine.body.receipts.map((r: any) => r.seq);
+  const one = await json(await devGet(`${node.url}/v1/events/${s1}`, 'bob'));
+  assert.equal(one.status, 200);
+  assert.equal(one.body.amount, '20');
+  assert.equal(JSON.parse(one.body.entry).seq, s1);
+  // carol is the beneficiary: she may see it; dave may not (404, no existence leak).
+  assert.equal((await devGet(`${node.url}/v1/events/${s1}`, 'carol')).status, 200);
+  assert.equal((await json(await devGet(`${node.url}/v1/events/${s0}`, 'dave'))).body.code, 'NOT_FOUND');
+  assert.equal((await json(await devGet(`${node.url}/v1/events/abc`, 'bob'))).body.code, 'SEQ_INVALID');
+  assert.equal((await devGet(`${node.url}/v1/events/999999`, 'bob')).status, 404);
+
+  for (let i = 0; i < 5; i++) await devPost(`${node.url}/v1/events`, { amount: String(100 + i) }, 'pager');
+  const seen: number[] = [];
+  let cursor: string | null = '';
+  while (cursor !== null) {
+    const page: any = await json(await devGet(`${node.url}/v1/events?limit=2${cursor ? `&cursor=${cursor}` : ''}`, 'pager'));
+    assert.equal(page.status, 200);
+    seen.push(...page.body.events.map((e: any) => e.seq));
+    cursor = page.body.next;
+  }
+  assert.equal(seen.length, 5);
+  assert.deepEqual(seen, [...seen].sort((a, b) => b - a));
+  assert.equal((await json(await devGet(`${node.url}/v1/events?subject=dev:bob`, 'pager'))).body.code, 'FORBIDDEN');
+  for (const q of ['limit=0', 'limit=501', 'limit=x', 'cursor=-1', 'cursor=1.5']) {
+    assert.equal((await json(await devGet(`${node.url}/v1/events?${q}`, 'pager'))).body.code, 'QUERY_INVALID', q);
+  }
+  const acct = await json(await devGet(`${node.url}/v1/accounts/dev:carol`, 'carol'));
+  assert.deepEqual(acct.body, { subject: 'dev:carol', credited: '12', events: 1 });
+  assert.equal((await devGet(`${node.url}/v1/accounts/dev:carol`, 'bob')).status, 403);
+  const sum = await json(await devGet(`${node.url}/v1/summary`, 'bob'));
+  assert.equal(sum.body.entries, node.vault.size);
+  const t = sum.body.totals;
+  assert.equal(BigInt(t.creator) + BigInt(t.pool) + BigInt(t.fee), BigInt(t.amount));
+});
+
+test('public routes, 404 and 405 are problem+json too', async () => {
+  assert.equal((await fetch(`${node.url}/healthz`)).status, 200);
+  const ready = await json(await fetch(`${node.url}/readyz`));
+  assert.deepEqual(ready.body, { status: 'ready', checks: { vault: true, wasm: true } });
+  const info = await json(await fetch(`${node.url}/v1/node`));
+  assert.equal(info.body.policy, '6000/3000/1000');
+  assert.equal(Buffer.from(info.body.publicKey, 'base64').length, 32);
+  const nf = await json(await fetch(`${node.url}/nope`));
+  assert.equal(nf.status, 404);
+  assert.equal(nf.type, 'application/problem+json');
+  const na = await json(await fetch(`${node.url}/v1/summary`, { method: 'DELETE', headers: { 'x-nexus-dev-identity': 'alice' } }));
+  assert.equal(na.status, 405);
+  assert.equal(na.body.code, 'METHOD_NOT_ALLOWED');
+});
+
+test('fuzz: arbitrary bodies and headers never cause a 5xx, and only valid ones write', async () => {
+  await fc.assert(fc.asyncProperty(
+    fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify(v)), fc.record({ amount: fc.oneof(fc.string(), fc.integer(), fc.double()), ref: fc.option(fc.string()) }).map((v) => JSON.stringify(v))),
+    fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', ''),
+    async (body, type) => {
+      const size = node.vault.size;
+      const res = await fetch(`${node.url}/v1/events`, { method: 'POST', headers: { ...(type ? { 'content-type': type } : {}), 'x-nexus-dev-identity': 'fuzz' }, body });
+      assert.ok(res.status < 500, `status ${res.status} for ${body}`);
+      const text = await res.text();
+      if (res.status >= 400) {
+        assert.equal(res.headers.get('content-type'), 'application/problem+json');
+        assert.equal(node.vault.size, size);
+      } else {
+        assert.ok(node.vault.size >= size, text);
+      }
+    },
+  ), { numRuns: 400 });
+});

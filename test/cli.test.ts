@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './support/node.ts';
+import { runCli, startCli } from './support/spawn.ts';
+import { parseConfig } from '../src/config/config.ts';
+
+test('start on the default config fails closed with exit 2 and one clear line, until an identity method can run', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const r = await runCli(['start', '--data', tmp.dir, '--port', '0', '--admin-port', '0']);
+  assert.equal(r.code, 2);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^nexus: .*refusing to start/);
+});
+
+test('init creates nexus.toml, node.key and admin.token (0600) and keeps what exists', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const dir = join(tmp.dir, 'data');
+  const r = await runCli(['init', '--data', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['nexus.toml', 'node.key', 'admin.token']) assert.ok(existsSync(join(dir, f)), f);
+  assert.equal(statSync(join(dir, 'node.key')).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, 'admin.token')).mode & 0o777, 0o600);
+  const key = readFileSync(join(dir, 'node.key'), 'utf8');
+  writeFileSync(join(dir, 'nexus.toml'), readFileSync(join(dir, 'nexus.toml'), 'utf8').replace('port = 8787', 'port = 9999'));
+  const again = await runCli(['init', '--data', dir]);
+  assert.equal(again.code, 0);
+  assert.match(again.stdout, /nothing to do/);
+  assert.equal(readFileSync(join(dir, 'node.key'), 'utf8'), key);
+  assert.match(readFileSync(join(dir, 'nexus.toml'), 'utf8'), /port = 9999/);
+});
+
+test('config errors name the key and its line, and stop the start with exit 2', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  await runCli(['init', '--data', tmp.dir]);
+  const file = join(tmp.dir, 'nexus.toml');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('max_skew_s = 300', 'max_skew_s = 300\nenrolment = "open"'));
+  const r = await runCli(['start', '--data', tmp.dir, '--dev']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown key "sentry\.signatures\.enrolment" \(line \d+\)/);
+});
+
+test('config validation: types, enums, ranges, TOML syntax', () => {
+  const bad: Array<[string, RegExp]> = [
+    ['[listen]\nport = "80"', /"listen.port" must be an integer \(line 2\)/],
+    ['[listen]\nport = 70000', /listen.port" must be a port/],
+    ['[ingress]\nmode = "open"', /"ingress.mode" must be one of direct, cloudflare, proxy/],
+    ['[limits]\nbody_bytes = 0', /limits.body_bytes" must be at least 1/],
+    ['[[anchors]]\ntype = "ipfs"', /anchors\[0\].type" must be one of file, evm/],
+    ['[node\norigin = "x"', /line 1/],
+    ['[[routes]]\nprefix = "app"\nupstream = "http://x"', /must start with "\/"/],
+    ['nonsense = 1', /unknown key "nonsense" \(line 1\)/],
+  ];
+  for (const [text, re] of bad) assert.throws(() => parseConfig(text, 'nexus.toml', 'o'), re, text);
+  const ok = parseConfig('[listen]\nport = 9000\n[[anchors]]\ntype = "file"\npath = "a.jsonl"', 'nexus.toml', 'origin/x');
+  assert.equal(ok.listen.port, 9000);
+  assert.equal(ok.listen.admin_port, 8788);
+  assert.equal(ok.node.origin, 'origin/x');
+  assert.deepEqual(ok.anchors.map((a) => ({ ...a })), [{ type: 'file', path: 'a.jsonl' }]);
+});
+
+test('--help on every command, unknown commands and flags exit 2', async () => {
+  for (const cmd of ['init', 'start']) {
+    const r = await runCli([cmd, '--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /usage: nexus /);
+  }
+  assert.equal((await runCli(['frobnicate'])).code, 2);
+  assert.equal((await runCli(['start', '--bogus'])).code, 2);
+  const bad = await runCli(['start', '--port', 'abc', '--dev', '--data', tempDir().dir]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--port takes a port number/);
+});
+
+test('SIGTERM drains in-flight requests before the vault closes, and a second node cannot open the same vault', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const node = await startCli(['--data', tmp.dir, '--port', '0', '--admin-port', '0', '--dev']);
+  const second = await runCli(['start', '--data', tmp.dir, '--port', '0', '--admin-port', '0', '--dev']);
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /vault is in use by process \d+/);
+
+  const post = (i: number) => fetch(`http://127.0.0.1:${node.port}/v1/events`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-nexus-dev-identity': 'drain' }, body: JSON.stringify({ amount: String(i + 1), ref: `d${i}` }),
+  }).then((r) => r.status, () => 0);
+  const pending = Array.from({ length: 50 }, (_, i) => post(i));
+  await new Promise((r) => setTimeout(r, 5));
+  node.proc.kill('SIGTERM');
+  const statuses = await Promise.all(pending);
+  assert.equal(await node.exited, 0);
+  assert.ok(!existsSync(join(tmp.dir, 'nexus.pid')), 'pid file removed on clean stop');
+  assert.ok(!existsSync(join(tmp.dir, 'vault.db.lock')), 'vault lock released on clean stop');
+  const acked = statuses.filter((s) => s === 201).length;
+  // Every acknowledged event is in the vault after restart.
+  const again = await startCli(['--data', tmp.dir, '--port', '0', '--admin-port', '0', '--dev']);
+  t.after(() => { again.proc.kill('SIGTERM'); });
+  const sum = await (await fetch(`http://127.0.0.1:${again.port}/v1/summary`, { headers: { 'x-nexus-dev-identity': 'drain' } })).json() as { entries: number };
+  assert.ok(sum.entries >= acked, `${sum.entries} entries, ${acked} acknowledged`);
+  assert.ok(statuses.every((s) => s === 201 || s === 0), `statuses: ${statuses}`);
+  again.proc.kill('SIGTERM');
+  await again.exited;
+});
