@@ -3,7 +3,7 @@
  * vault. A 2xx on a write means the rows are durable; every bad input is a
  * 4xx problem+json that changed nothing.
  */
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -90,10 +90,17 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.get('/v1/node', (c) => c.json({ ...options.node, policy: formatPolicy(vault.policy), version: VERSION }));
 
   // --- the Sentry guards everything under /v1 that is not public ----------------
-  const readBody = bodyLimit({
-    maxSize: options.bodyLimitBytes,
-    onError: (c) => problem(c, 'BODY_TOO_LARGE', `the limit is ${options.bodyLimitBytes} bytes`),
-  });
+  // With a Content-Length the body is read in one go (the adapter's fast
+  // path, no web stream); without one, hono's streaming bodyLimit counts bytes
+  // as they arrive so a chunked upload can't grow past the limit in memory.
+  const tooLarge = (c: Context) => problem(c, 'BODY_TOO_LARGE', `the limit is ${options.bodyLimitBytes} bytes`);
+  const streamingLimit = bodyLimit({ maxSize: options.bodyLimitBytes, onError: tooLarge });
+  const readBody: MiddlewareHandler<Env> = async (c, next) => {
+    const length = c.req.header('content-length');
+    if (length === undefined) return streamingLimit(c, next);
+    if (!/^[0-9]{1,15}$/.test(length) || Number(length) > options.bodyLimitBytes) return tooLarge(c);
+    await next();
+  };
   const guard = sentry({
     verifiers: options.verifiers,
     peer: options.peer,
