@@ -6,14 +6,29 @@ import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
 
-test('start on the default config fails closed with exit 2 and one clear line, until an identity method can run', async (t) => {
+test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
   const tmp = tempDir();
   t.after(tmp.cleanup);
+  await runCli(['init', '--data', tmp.dir]);
+  const file = join(tmp.dir, 'nexus.toml');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('enabled = true', 'enabled = false'));
   const r = await runCli(['start', '--data', tmp.dir, '--port', '0', '--admin-port', '0']);
   assert.equal(r.code, 2);
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^nexus: .*refusing to start/);
+  assert.match(lines[0]!, /^nexus: no identity method is configured; refusing to start/);
+});
+
+test('start on an empty directory initialises it and runs with device signatures (allowlist), no --dev needed', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const node = await startCli(['--data', join(tmp.dir, 'fresh'), '--port', '0', '--admin-port', '0']);
+  t.after(() => { node.proc.kill('SIGKILL'); });
+  const res = await fetch(`http://127.0.0.1:${node.port}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-nexus-dev-identity': 'x' }, body: '{"amount":"1"}' });
+  assert.equal(res.status, 401, 'the dev identity is not accepted without --dev');
+  assert.equal(((await res.json()) as { code: string }).code, 'UNAUTHENTICATED');
+  node.proc.kill('SIGTERM');
+  assert.equal(await node.exited, 0);
 });
 
 test('init creates nexus.toml, node.key and admin.token (0600) and keeps what exists', async (t) => {

@@ -11,6 +11,8 @@ export interface Identity {
   method: IdentityMethod;
   /** What proves it (signature base + signature, JWT, initData …); its SHA-256 goes into the ledger entry. */
   evidence: Uint8Array;
+  /** A signature nonce the node must make durable before it answers. */
+  nonce?: { key: string; expires: number };
 }
 
 export interface RequestFacts {

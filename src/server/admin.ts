@@ -6,6 +6,9 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { sha256, timingSafeEqual } from '../runtime/crypto.ts';
 import { problem } from './problem.ts';
+import { parseJson } from './event-body.ts';
+import { parseDid } from '../adapters/identity/keys.ts';
+import type { Vault } from '../vault/vault.ts';
 
 /** Bearer-token guard; the hashes make the comparison length-independent. */
 export const adminAuth = (token: string): MiddlewareHandler => {
@@ -22,8 +25,12 @@ export const adminAuth = (token: string): MiddlewareHandler => {
 
 export interface AdminOptions {
   token: string;
+  vault: Vault;
+  onDevicesChanged: () => void;
   status: () => Record<string, unknown>;
 }
+
+const LABEL = /^[^\u0000-\u001f\u007f]{1,128}$/;
 
 export function createAdminApp(options: AdminOptions): Hono {
   const app = new Hono({ strict: true });
@@ -31,6 +38,32 @@ export function createAdminApp(options: AdminOptions): Hono {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.use('*', adminAuth(options.token));
   app.get('/v1/admin/status', (c) => c.json(options.status()));
+
+  app.get('/v1/admin/devices', (c) => c.json({ devices: options.vault.devices() }));
+  app.post('/v1/admin/devices', async (c) => {
+    if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) return problem(c, 'UNSUPPORTED_MEDIA_TYPE');
+    const body = parseJson(await c.req.text()) as Record<string, unknown> | null;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return problem(c, 'BODY_INVALID', 'expected {"did": "…", "label"?: "…"}');
+    for (const k of Object.keys(body)) if (k !== 'did' && k !== 'label') return problem(c, 'UNKNOWN_FIELD', `unknown field "${k}"`);
+    if (typeof body.did !== 'string') return problem(c, 'DID_INVALID', 'did must be a string');
+    try {
+      parseDid(body.did);
+    } catch (e) {
+      return problem(c, 'DID_INVALID', (e as Error).message);
+    }
+    const label = body.label === undefined || body.label === null ? null : body.label;
+    if (label !== null && (typeof label !== 'string' || !LABEL.test(label))) return problem(c, 'BODY_INVALID', 'label must be 1 to 128 printable characters');
+    const added = options.vault.addDevice(body.did, label as string | null);
+    options.onDevicesChanged();
+    const device = options.vault.devices().find((d) => d.did === body.did);
+    return c.json({ device, created: added }, added ? 201 : 200);
+  });
+  app.delete('/v1/admin/devices/:did', (c) => {
+    const did = decodeURIComponent(c.req.param('did'));
+    if (!options.vault.removeDevice(did)) return problem(c, 'NOT_FOUND', `device ${did} is not enrolled`);
+    options.onDevicesChanged();
+    return c.body(null, 204);
+  });
   app.notFound((c) => problem(c, 'NOT_FOUND'));
   return app;
 }

@@ -15,7 +15,7 @@ import { hotpathReady } from '../hotpath/hotpath.ts';
 import { sentry, type Rejection, type SentryVariables } from '../sentry/sentry.ts';
 import type { IdentityVerifier } from '../sentry/identity.ts';
 import { parseEventBody, parseJson } from './event-body.ts';
-import { problem, problemBody, ProblemError } from './problem.ts';
+import { problem, ProblemError } from './problem.ts';
 
 export const VERSION = '0.1.0';
 
@@ -106,7 +106,8 @@ export function createApp(options: AppOptions): Hono<Env> {
     peer: options.peer,
     onRejection: options.onRejection,
     reject: (c, r) => {
-      const body = { ...problemBody('UNAUTHENTICATED', r.message, { instance: c.req.path }), code: r.code, status: r.status };
+      const title = r.status === 403 ? 'This identity may not do this' : r.status === 429 ? 'Too many requests' : 'The identity of this request could not be verified';
+      const body = { type: `urn:nexus:problem:${r.code.toLowerCase().replaceAll('_', '-')}`, title, status: r.status, code: r.code, detail: r.message, instance: c.req.path };
       return c.body(JSON.stringify(body), r.status as ContentfulStatusCode, { 'content-type': 'application/problem+json' });
     },
   });
@@ -127,7 +128,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       throw new ProblemError('MALFORMED_JSON', 'the body is not valid UTF-8');
     }
     const { events, batch } = parseEventBody(json, identity.subject, c.req.header('idempotency-key') ?? null);
-    const outcome: Outcome = await committer.submit({ subject: identity.subject, events, evidence: identity.evidence });
+    const outcome: Outcome = await committer.submit({ subject: identity.subject, events, evidence: identity.evidence, nonce: identity.nonce });
     if (outcome.kind === 'conflict') {
       return problem(c, 'REF_CONFLICT', `ref "${outcome.ref}" was booked before with a different amount or beneficiary`, { index: outcome.index });
     }
@@ -138,7 +139,12 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.get('/v1/*', async (c, next) => {
     c.set('body', new Uint8Array(0));
     await next();
-  }, guard);
+  }, guard, async (c, next) => {
+    // A signed read's nonce is durable before the answer, like a write's.
+    const nonce = c.get('identity').nonce;
+    if (nonce) await committer.submit({ subject: c.get('identity').subject, events: [], evidence: new Uint8Array(0), nonce });
+    await next();
+  });
 
   app.get('/v1/events/:seq', (c) => {
     const seq = parseSeq(c.req.param('seq'));

@@ -8,7 +8,10 @@ import type { Config } from '../config/config.ts';
 import { loadAdminToken, loadNodeKey, type DataDir } from '../config/datadir.ts';
 import { Vault } from '../vault/vault.ts';
 import { GroupCommitter } from '../vault/group-commit.ts';
-import { devIdentityVerifier } from '../sentry/dev-identity.ts';
+import { devIdentityVerifier } from '../adapters/identity/dev.ts';
+import { signatureVerifier } from '../adapters/identity/signature.ts';
+import { loadSr25519 } from '../adapters/identity/keys.ts';
+import { ReplayStore } from '../sentry/replay.ts';
 import type { IdentityVerifier } from '../sentry/identity.ts';
 import { fs } from '../runtime/fs.ts';
 import { listen, peerAddress, isLoopback, type Listener } from '../runtime/serve.ts';
@@ -38,15 +41,23 @@ export class FailClosedError extends Error {
   }
 }
 
+export interface VerifierContext {
+  vault: Vault;
+  replay: ReplayStore;
+}
+
 /**
  * The identity methods this config enables. Fails closed: a method that is
- * configured but cannot run here, or no method at all, stops the start.
+ * half configured, or no method at all, stops the start.
  */
-export function buildVerifiers(config: Config, dev: boolean): IdentityVerifier[] {
+export function buildVerifiers(config: Config, dev: boolean, ctx: VerifierContext): IdentityVerifier[] {
   const verifiers: IdentityVerifier[] = [];
   if (dev) verifiers.push(devIdentityVerifier());
-  if (config.sentry.signatures.enabled && !dev) {
-    throw new FailClosedError('device signatures (RFC 9421) are enabled in the config but not available in this build; refusing to start (use --dev for local development)');
+  const sig = config.sentry.signatures;
+  if (sig.enabled) {
+    const enrolled = new Set(ctx.vault.devices().map((d) => d.did));
+    enrolledSets.set(ctx.vault, enrolled);
+    verifiers.push(signatureVerifier({ enrollment: sig.enrollment, maxSkewS: sig.max_skew_s, isEnrolled: (did) => enrolled.has(did), replay: ctx.replay }));
   }
   if (verifiers.length === 0) {
     throw new FailClosedError('no identity method is configured; refusing to start an open node (enable [sentry.signatures] or use --dev)');
@@ -54,14 +65,34 @@ export function buildVerifiers(config: Config, dev: boolean): IdentityVerifier[]
   return verifiers;
 }
 
+/** The enrolled-device set each vault's verifier reads; the admin API keeps it current. */
+const enrolledSets = new WeakMap<Vault, Set<string>>();
+
+/** Checks the settings that must stop a start, before anything is opened. */
+export function checkSecuritySettings(config: Config, dev: boolean): void {
+  if (!config.sentry.signatures.enabled && !dev && !config.sentry.cloudflare && !config.sentry.telegram) {
+    throw new FailClosedError('no identity method is configured; refusing to start an open node (enable [sentry.signatures] or use --dev)');
+  }
+}
+
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const { config, data, logger } = options;
-  const verifiers = buildVerifiers(config, options.dev);
+  checkSecuritySettings(config, options.dev);
   const nodeKey = loadNodeKey(data);
   const adminToken = loadAdminToken(data);
   if (options.dev) logger.warn('dev_identity_enabled', { detail: 'X-Nexus-Dev-Identity is accepted from loopback; never run --dev in production' });
+  if (config.sentry.signatures.enabled) await loadSr25519();
 
   const vault = await Vault.open(data.vaultFile);
+  const replay = new ReplayStore();
+  replay.load(vault.liveNonces(Date.now()));
+  let verifiers: IdentityVerifier[];
+  try {
+    verifiers = buildVerifiers(config, options.dev, { vault, replay });
+  } catch (e) {
+    vault.close();
+    throw e;
+  }
   const committer = new GroupCommitter(vault, {
     onInvariantViolation: (e) => logger.error('split_invariant_violated', { amount: e.amount, detail: e.message }),
   });
@@ -89,8 +120,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       }
     },
   });
+  const enrolled = enrolledSets.get(vault) ?? new Set<string>();
   const admin = createAdminApp({
     token: adminToken,
+    vault,
+    onDevicesChanged: () => {
+      enrolled.clear();
+      for (const d of vault.devices()) enrolled.add(d.did);
+    },
     status: () => ({ pid: process.pid, entries: vault.size, uptimeS: Math.round((Date.now() - startedAt) / 1000) }),
   });
 

@@ -16,6 +16,7 @@ export const PROBLEMS = {
   BATCH_INVALID: [400, 'The batch must hold 1 to 1000 events'],
   IDEMPOTENCY_KEY_INVALID: [400, 'The Idempotency-Key header is not usable here'],
   QUERY_INVALID: [400, 'A query parameter is invalid'],
+  DID_INVALID: [400, 'The DID is not one this node can verify (did:key, did:peaq, did:io)'],
   SEQ_INVALID: [400, 'The sequence number is not a non-negative integer'],
   UNAUTHENTICATED: [401, 'No identity could be established for this request'],
   FORBIDDEN: [403, 'This identity may not access that resource'],

@@ -13,7 +13,7 @@ import { canonicalEntry, type LedgerEntry } from '../brain/entry.ts';
 import { formatPolicy } from '../brain/policy.ts';
 import { leafHashes } from '../hotpath/hotpath.ts';
 import { sha256 } from '../runtime/crypto.ts';
-import type { PreparedEntry, StoredEntry, Vault } from './vault.ts';
+import type { NonceRecord, PreparedEntry, StoredEntry, Vault } from './vault.ts';
 
 export interface EventRequest {
   beneficiary: string;
@@ -27,6 +27,8 @@ export interface Submission {
   events: readonly EventRequest[];
   /** Authentication evidence (signature base + signature, JWT, initData …). */
   evidence: Uint8Array;
+  /** A signature nonce to make durable with this group (replay safety across restarts). */
+  nonce?: NonceRecord;
 }
 
 export interface Receipt {
@@ -235,11 +237,16 @@ export class GroupCommitter {
       prepared.push(pe);
       byFresh[i] = pe;
     }
-    if (prepared.length > 0) {
-      const leaves = leafHashes(prepared.map((pe) => encoder.encode(pe.canonical)));
+    const nonces: NonceRecord[] = [];
+    for (const p of group) if (p.submission.nonce) nonces.push(p.submission.nonce);
+    if (prepared.length > 0 || nonces.length > 0) {
+      const leaves = prepared.length > 0 ? leafHashes(prepared.map((pe) => encoder.encode(pe.canonical))) : EMPTY;
       for (let i = 0; i < prepared.length; i++) prepared[i]!.leaf = leaves.subarray(i * 32, i * 32 + 32);
       try {
-        vault.transaction(() => vault.appendEntries(prepared));
+        vault.transaction(() => {
+          vault.appendEntries(prepared);
+          vault.recordNonces(nonces, ts);
+        });
       } catch (e) {
         const error = new StorageError(e);
         for (const plan of plans) if (!plan.outcome && !failed.has(plans.indexOf(plan))) plan.p.reject(error);
@@ -247,7 +254,7 @@ export class GroupCommitter {
         for (const plan of plans) if (plan.outcome) plan.p.resolve(plan.outcome);
         return;
       }
-      this.#options.onCommitted?.({ firstSeq, entries: prepared });
+      if (prepared.length > 0) this.#options.onCommitted?.({ firstSeq, entries: prepared });
     }
 
     // Map each plan's slots to receipts: stored (earlier), fresh (now), or a

@@ -12,7 +12,7 @@ import { parseCanonicalEntry, type LedgerEntry } from '../brain/entry.ts';
 import { Database, type Statement } from './sqlite.ts';
 import { acquirePidLock, type PidLock } from './pid-lock.ts';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: readonly string[] = [
   // 1: ledger, evidence, derived aggregates.
@@ -32,7 +32,23 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE totals (id INTEGER PRIMARY KEY CHECK (id = 0), entries INTEGER NOT NULL,
      amount TEXT NOT NULL, creator TEXT NOT NULL, pool TEXT NOT NULL, fee TEXT NOT NULL);
    INSERT INTO totals VALUES (0, 0, '0', '0', '0', '0');`,
+  // 2: enrolled devices; accepted signature nonces, kept until their window closes.
+  `CREATE TABLE devices (did TEXT PRIMARY KEY, label TEXT, added_at TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE nonces (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX nonces_expires ON nonces(expires);`,
 ];
+
+export interface Device {
+  did: string;
+  label: string | null;
+  addedAt: string;
+}
+
+export interface NonceRecord {
+  key: string;
+  /** ms since epoch after which the signature's `created` is outside the window anyway. */
+  expires: number;
+}
 
 export interface StoredEntry {
   entry: LedgerEntry;
@@ -76,6 +92,7 @@ export class Vault {
   readonly #s: ReturnType<typeof prepareAll>;
   #size: number;
   #totals: Totals;
+  #lastNoncePrune = 0;
 
   private constructor(file: string, db: Database, lock: PidLock, policy: Policy) {
     this.file = file;
@@ -166,6 +183,38 @@ export class Vault {
     }
     s.totalsSet.run(t.entries, t.amount.toString(), t.creator.toString(), t.pool.toString(), t.fee.toString());
     this.#totals = t;
+  }
+
+  /** Records accepted nonces; must run inside transaction(). */
+  recordNonces(nonces: readonly NonceRecord[], now: number): void {
+    for (const n of nonces) this.#s.nonceAdd.run(n.key, n.expires);
+    if (now - this.#lastNoncePrune > 30_000) {
+      this.#s.noncePrune.run(now);
+      this.#lastNoncePrune = now;
+    }
+  }
+
+  /** Nonces whose window is still open (loaded into the replay store at start). */
+  liveNonces(now: number): NonceRecord[] {
+    return this.#s.noncesLive.all((s) => ({ key: s.text(0), expires: s.int(1) }), now);
+  }
+
+  devices(): Device[] {
+    return this.#s.devicesAll.all((s) => ({ did: s.text(0), label: s.textOrNull(1), addedAt: s.text(2) }));
+  }
+
+  /** Enrols a device; false when it was enrolled already. */
+  addDevice(did: string, label: string | null): boolean {
+    if (this.#s.deviceGet.get((s) => s.text(0), did) !== undefined) return false;
+    this.#db.transaction(() => this.#s.deviceAdd.run(did, label, new Date().toISOString()));
+    return true;
+  }
+
+  /** Removes a device; false when it was not enrolled. */
+  removeDevice(did: string): boolean {
+    if (this.#s.deviceGet.get((s) => s.text(0), did) === undefined) return false;
+    this.#db.transaction(() => this.#s.deviceRemove.run(did));
+    return true;
   }
 
   entry(seq: number): StoredEntry | undefined {
@@ -270,6 +319,13 @@ function prepareAll(db: Database) {
     accountSet: db.prepare('INSERT INTO accounts (beneficiary, credited, events) VALUES (?, ?, ?) ON CONFLICT(beneficiary) DO UPDATE SET credited = excluded.credited, events = excluded.events'),
     accountsAll: db.prepare('SELECT beneficiary, credited, events FROM accounts ORDER BY beneficiary'),
     totalsGet: db.prepare('SELECT entries, amount, creator, pool, fee FROM totals WHERE id = 0'),
+    nonceAdd: db.prepare('INSERT OR IGNORE INTO nonces (key, expires) VALUES (?, ?)'),
+    noncePrune: db.prepare('DELETE FROM nonces WHERE expires < ?'),
+    noncesLive: db.prepare('SELECT key, expires FROM nonces WHERE expires >= ?'),
+    devicesAll: db.prepare('SELECT did, label, added_at FROM devices ORDER BY added_at, did'),
+    deviceGet: db.prepare('SELECT did FROM devices WHERE did = ?'),
+    deviceAdd: db.prepare('INSERT INTO devices (did, label, added_at) VALUES (?, ?, ?)'),
+    deviceRemove: db.prepare('DELETE FROM devices WHERE did = ?'),
     totalsSet: db.prepare('UPDATE totals SET entries = ?, amount = ?, creator = ?, pool = ?, fee = ? WHERE id = 0'),
   };
 }

@@ -2,8 +2,8 @@
  * Dev identity (SPEC §5.4): `X-Nexus-Dev-Identity: <name>` → `dev:<name>`,
  * only when the node runs with --dev and only from a loopback peer.
  */
-import { sha256Hex } from '../runtime/crypto.ts';
-import { SentryRejection, type Identity, type IdentityVerifier, type RequestFacts } from './identity.ts';
+import { sha256Hex } from '../../runtime/crypto.ts';
+import { SentryRejection, type Identity, type IdentityVerifier, type RequestFacts } from '../../sentry/identity.ts';
 
 export const DEV_HEADER = 'x-nexus-dev-identity';
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
