@@ -232,3 +232,43 @@ test('fuzz: arbitrary bodies and headers never cause a 5xx, and only valid ones 
     },
   ), { numRuns: 400 });
 });
+
+test('log routes: checkpoint (text/plain, public), consistency, proof bundles for own events only', async () => {
+  const booked = await json(await devPost(`${node.url}/v1/events`, { amount: '777', ref: 'proof-me' }, 'prover'));
+  const seq = booked.body.seq as number;
+  const early = await devGet(`${node.url}/v1/events/${seq}/proof`, 'prover');
+  if (early.status === 409) {
+    assert.equal((await early.json()).code, 'NOT_CHECKPOINTED');
+    assert.equal(early.headers.get('retry-after'), '1');
+  }
+  node.log.cut();
+  const cp = await fetch(`${node.url}/v1/checkpoint`);
+  assert.equal(cp.status, 200);
+  assert.match(cp.headers.get('content-type')!, /^text\/plain/);
+  const note = await cp.text();
+  const { verifyNote, verifyProofBundle, verifyConsistency } = await import('../src/log/verify.ts');
+  const info = await (await fetch(`${node.url}/v1/node`)).json();
+  assert.ok(verifyNote(note, info.keyName, new Uint8Array(Buffer.from(info.publicKey, 'base64'))));
+  const bundle = await json(await devGet(`${node.url}/v1/events/${seq}/proof`, 'prover'));
+  assert.equal(bundle.status, 200);
+  assert.deepEqual(Object.keys(bundle.body).sort(), ['anchors', 'auditPath', 'checkpoint', 'entry', 'index', 'keyName', 'leafHash', 'publicKey', 'treeSize']);
+  assert.equal(verifyProofBundle(bundle.body as any).ok, true);
+  assert.equal((await devGet(`${node.url}/v1/events/${seq}/proof`, 'someone-else')).status, 404);
+  const view = await json(await devGet(`${node.url}/v1/events/${seq}`, 'prover'));
+  assert.equal(view.body.checkpointed, true);
+  const size = bundle.body.treeSize as number;
+  const older = node.log.checkpoints(size, 1)[0]!;
+  if (older.size > 0) {
+    const cons = await json(await fetch(`${node.url}/v1/consistency?from=${older.size}&to=${size}`));
+    assert.equal(cons.status, 200);
+    assert.ok(verifyConsistency(older.size, size, older.root, node.log.checkpoint(size)!.root, cons.body.proof.map((h: string) => new Uint8Array(Buffer.from(h, 'hex')))));
+    const pinned = await json(await devGet(`${node.url}/v1/events/0/proof?size=${older.size}`, 'alice'));
+    assert.equal(pinned.body.treeSize, older.size);
+  }
+  for (const q of ['from=0&to=1', 'from=2&to=1', `from=1&to=${size + 1000}`, 'from=x&to=1']) {
+    assert.equal((await json(await fetch(`${node.url}/v1/consistency?${q}`))).body.code, 'QUERY_INVALID', q);
+  }
+  assert.equal((await json(await devGet(`${node.url}/v1/events/${seq}/proof?size=999999`, 'prover'))).status, 404);
+  const sum = await json(await devGet(`${node.url}/v1/summary`, 'prover'));
+  assert.equal(sum.body.checkpoint.size, size);
+});

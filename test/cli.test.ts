@@ -120,3 +120,48 @@ test('SIGTERM drains in-flight requests before the vault closes, and a second no
   again.proc.kill('SIGTERM');
   await again.exited;
 });
+
+test('the first five minutes: start, keygen, device add, send, proof, verify-proof, stop, verify', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const data = join(tmp.dir, 'data');
+  const node = await startCli(['--data', data, '--port', '0', '--admin-port', '0']);
+  t.after(() => { node.proc.kill('SIGKILL'); });
+  const keyFile = join(tmp.dir, 'dev.key');
+  const kg = await runCli(['keygen', '--type', 'ed25519', '--out', keyFile]);
+  assert.equal(kg.code, 0, kg.stderr);
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+  const did = kg.stdout.trim();
+  assert.match(did, /^did:key:z6Mk/);
+  assert.equal((await runCli(['device', 'add', did, '--data', data])).code, 0);
+  assert.match((await runCli(['device', 'list', '--data', data])).stdout, new RegExp(did));
+  const sent = await runCli(['send', '--key', keyFile, '--amount', '100', '--data', data]);
+  assert.equal(sent.code, 0, sent.stderr);
+  assert.equal(JSON.parse(sent.stdout).seq, 0);
+  // Wait for the next checkpoint (1 s interval), then fetch the proof through the admin API.
+  let proof;
+  for (let i = 0; i < 30; i++) {
+    proof = await runCli(['proof', '0', '--data', data, '--out', join(tmp.dir, 'proof.json')]);
+    if (proof.code === 0) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(proof!.code, 0, proof!.stderr);
+  const vp = await runCli(['verify-proof', join(tmp.dir, 'proof.json')]);
+  assert.equal(vp.code, 0, vp.stderr);
+  assert.match(vp.stdout, /^OK: event 0 is in the log/);
+  const running = await runCli(['verify', '--data', data]);
+  assert.equal(running.code, 1, 'verify refuses a vault a running node holds');
+  node.proc.kill('SIGTERM');
+  assert.equal(await node.exited, 0);
+  const v = await runCli(['verify', '--data', data]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /^OK: 1 entries, \d+ checkpoints/);
+  const bad = JSON.parse(readFileSync(join(tmp.dir, 'proof.json'), 'utf8'));
+  bad.auditPath = ['00'.repeat(32)];
+  writeFileSync(join(tmp.dir, 'bad.json'), JSON.stringify(bad));
+  const vb = await runCli(['verify-proof', join(tmp.dir, 'bad.json')]);
+  assert.equal(vb.code, 1);
+  assert.match(vb.stderr, /INVALID/);
+  // Offline: proof straight from the stopped node's vault.
+  assert.equal((await runCli(['proof', '0', '--data', data, '--out', join(tmp.dir, 'p2.json')])).code, 0);
+});

@@ -10,6 +10,10 @@ import { Vault } from '../src/vault/vault.ts';
 import { tempDir } from './support/node.ts';
 import { startCli } from './support/spawn.ts';
 import { join } from 'node:path';
+import { dataDir, loadConfig, loadNodeKey } from '../src/config/datadir.ts';
+import { TransparencyLog } from '../src/log/log.ts';
+import { auditVault } from '../src/log/audit.ts';
+import { nodeSigner } from '../src/server/node.ts';
 
 interface Ack { seq: number; amount: string; leaf: string; ref: string }
 
@@ -87,5 +91,19 @@ test(`SIGKILL under load, ${TRIALS} trials: every acknowledged event survives, n
     } finally {
       vault.close();
     }
+  }
+  // After all the kills: the log repairs itself and the full offline audit is clean.
+  const data = dataDir(tmp.dir);
+  const vault = await Vault.open(data.vaultFile);
+  try {
+    const origin = loadConfig(data).node.origin;
+    const log = new TransparencyLog(vault, origin, nodeSigner(origin, loadNodeKey(data)));
+    log.open();
+    log.cut();
+    const report = auditVault(vault, { keyName: origin, publicKey: log.signer.publicKey });
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.entries, vault.size);
+  } finally {
+    vault.close();
   }
 });

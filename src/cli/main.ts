@@ -14,7 +14,11 @@ import { VERSION } from '../server/app.ts';
 import { generateKey, parseKeyFile, parseDid, DidError, type KeyType } from '../adapters/identity/keys.ts';
 import { signedFetch, readRuntime, runtimeFile, adminUrl, publicUrl, type RuntimeInfo } from './client.ts';
 import { Vault } from '../vault/vault.ts';
-import { loadAdminToken } from '../config/datadir.ts';
+import { loadAdminToken, loadNodeKey } from '../config/datadir.ts';
+import { TransparencyLog } from '../log/log.ts';
+import { auditVault } from '../log/audit.ts';
+import { verifyProofBundle, parseVerifierKey, type ProofBundle } from '../log/verify.ts';
+import { nodeSigner } from '../server/node.ts';
 
 class UsageError extends Error {}
 
@@ -108,6 +112,99 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  proof: {
+    summary: 'write the proof bundle of an event (entry, audit path, signed checkpoint, anchors)',
+    usage: 'nexus proof SEQ [--size N] [--out FILE] [--data DIR]',
+    options: { ...COMMON, size: { type: 'string' }, out: { type: 'string' } },
+    async run(values, positionals) {
+      const seqText = positionals[0];
+      if (!seqText || !/^[0-9]{1,15}$/.test(seqText)) throw new UsageError('SEQ must be an event number');
+      const size = values.size === undefined ? undefined : Number(values.size);
+      if (size !== undefined && !Number.isSafeInteger(size)) throw new UsageError('--size takes a checkpoint size');
+      const d = resolveData(values);
+      const out = (values.out as string | undefined) ?? 'proof.json';
+      let bundle: unknown;
+      const runtime = readRuntime(d);
+      const viaApi = runtime && await fetch(`${adminUrl(runtime)}/v1/admin/events/${seqText}/proof${size === undefined ? '' : `?size=${size}`}`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch(() => undefined);
+      if (viaApi) {
+        const text = await viaApi.text();
+        if (!viaApi.ok) {
+          stderrLine(`nexus proof: ${text}`);
+          return 1;
+        }
+        bundle = JSON.parse(text);
+      } else {
+        const off = await openOffline(d);
+        try {
+          bundle = off.log.proofBundle(Number(seqText), size);
+        } catch (e) {
+          stderrLine(`nexus proof: ${(e as Error).message}`);
+          return 1;
+        } finally {
+          off.close();
+        }
+      }
+      writeFileDurable(path.resolve(out), `${JSON.stringify(bundle, null, 2)}\n`, 0o644);
+      stdoutLine(`wrote ${out}`);
+      return 0;
+    },
+  },
+  'verify-proof': {
+    summary: 'check a proof bundle offline, with nothing but the bundle',
+    usage: 'nexus verify-proof FILE [--key VKEY]   (VKEY: name+id+base64 key to trust; else the bundle\'s own key is shown)',
+    options: { help: COMMON.help, key: { type: 'string' } },
+    async run(values, positionals) {
+      const file = positionals[0];
+      if (!file) throw new UsageError('FILE is required');
+      let bundle: ProofBundle;
+      try {
+        bundle = JSON.parse(fs.readFileSync(file, 'utf8')) as ProofBundle;
+      } catch (e) {
+        stderrLine(`nexus verify-proof: ${file}: ${(e as Error).message}`);
+        return 1;
+      }
+      let trusted: { name: string; publicKey: Uint8Array } | undefined;
+      if (typeof values.key === 'string') {
+        trusted = parseVerifierKey(values.key);
+        if (!trusted) throw new UsageError('--key must be a verifier key name+hex8+base64 (see GET /v1/node)');
+      }
+      const verdict = verifyProofBundle(bundle, trusted);
+      if (!verdict.ok) {
+        stderrLine(`nexus verify-proof: INVALID: ${verdict.error}`);
+        return 1;
+      }
+      stdoutLine(`OK: event ${bundle.index} is in the log ${verdict.origin} at size ${bundle.treeSize}, checkpoint signed by ${verdict.verifierKey}${trusted ? ' (trusted key)' : ''}`);
+      stdoutLine(`anchors: ${bundle.anchors?.length ? bundle.anchors.map((a) => `${a.chain} ${a.state}${a.tx ? ` ${a.tx}` : ''}`).join(', ') : 'none in this bundle'}`);
+      return 0;
+    },
+  },
+  verify: {
+    summary: 'full offline audit of a stopped node: integrity, leaves, tree, checkpoints, splits, totals',
+    usage: 'nexus verify [--data DIR]',
+    options: { ...COMMON },
+    async run(values) {
+      const d = resolveData(values);
+      if (!fs.existsSync(d.vaultFile)) {
+        stderrLine(`nexus verify: no vault at ${d.vaultFile}`);
+        return 1;
+      }
+      const off = await openOffline(d);
+      const bar = progressBar('verify');
+      try {
+        const report = auditVault(off.vault, { keyName: off.log.signer.name, publicKey: off.log.signer.publicKey, progress: bar });
+        bar.end();
+        if (!report.ok) {
+          for (const p of report.problems) stderrLine(`FAIL ${p}`);
+          stderrLine(`nexus verify: ${report.problems.length} problem(s); first: ${report.first}`);
+          return 1;
+        }
+        stdoutLine(`OK: ${report.entries} entries, ${report.checkpoints} checkpoints, tree and signatures verified`);
+        return 0;
+      } finally {
+        off.close();
+      }
+    },
+  },
   keygen: {
     summary: 'create a device key (ed25519 did:key, sr25519 did:peaq, secp256k1 did:io)',
     usage: 'nexus keygen --type ed25519|sr25519|secp256k1 [--out FILE]',
@@ -175,6 +272,30 @@ const commands: Record<string, Command> = {
     },
   },
 };
+
+/** A one-line progress bar on a TTY (stderr), nothing otherwise. */
+function progressBar(label: string): ((done: number, total: number) => void) & { end(): void } {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  const fn = (done: number, total: number) => {
+    if (!tty) return;
+    const now = Date.now();
+    if (now - last < 100 && done < total) return;
+    last = now;
+    const pct = total === 0 ? 1 : done / total;
+    const width = 30;
+    process.stderr.write(`\r${label} [${'#'.repeat(Math.round(pct * width)).padEnd(width, '.')}] ${done}/${total}`);
+  };
+  return Object.assign(fn, { end: () => { if (tty) process.stderr.write('\n'); } });
+}
+
+/** Opens the stopped node's vault (and its log) for an offline command. */
+async function openOffline(d: DataDir): Promise<{ vault: Vault; log: TransparencyLog; config: Config; close(): void }> {
+  const config = loadConfig(d);
+  const vault = await Vault.open(d.vaultFile);
+  const log = new TransparencyLog(vault, config.node.origin, nodeSigner(config.node.origin, loadNodeKey(d)));
+  return { vault, log, config, close: () => vault.close() };
+}
 
 function nodeUrl(d: DataDir): string {
   const r = readRuntime(d);

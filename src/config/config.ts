@@ -194,7 +194,8 @@ export function parseConfig(text: string, file: string, fallbackOrigin: string):
   positive(cfg.log.checkpoint_interval_ms, 'log.checkpoint_interval_ms', file);
   positive(cfg.anchoring.interval_s, 'anchoring.interval_s', file);
   positive(cfg.sentry.signatures.max_skew_s, 'sentry.signatures.max_skew_s', file);
-  if (!cfg.node.origin || /[\n\r]/.test(cfg.node.origin)) throw new ConfigError(`${file}: "node.origin" must be one non-empty line`);
+  // The origin is also the checkpoint key name, which may hold no spaces or "+" (c2sp.org/signed-note).
+  if (!/^[^\s+]{1,200}$/.test(cfg.node.origin)) throw new ConfigError(`${file}: "node.origin" must be 1 to 200 characters without spaces or "+"`);
   cfg.anchors.forEach((a, i) => {
     a.type = oneOf(a.type, ['file', 'evm'] as const, `anchors[${i}].type`, file);
   });

@@ -9,6 +9,8 @@ import { problem } from './problem.ts';
 import { parseJson } from './event-body.ts';
 import { parseDid } from '../adapters/identity/keys.ts';
 import type { Vault } from '../vault/vault.ts';
+import type { TransparencyLog } from '../log/log.ts';
+import { checkpointView, parseSeq, proofResponse } from './app.ts';
 
 /** Bearer-token guard; the hashes make the comparison length-independent. */
 export const adminAuth = (token: string): MiddlewareHandler => {
@@ -26,6 +28,7 @@ export const adminAuth = (token: string): MiddlewareHandler => {
 export interface AdminOptions {
   token: string;
   vault: Vault;
+  log: TransparencyLog;
   onDevicesChanged: () => void;
   status: () => Record<string, unknown>;
 }
@@ -39,6 +42,15 @@ export function createAdminApp(options: AdminOptions): Hono {
   app.use('*', adminAuth(options.token));
   app.get('/v1/admin/status', (c) => c.json(options.status()));
 
+  app.get('/v1/admin/events/:seq/proof', (c) => {
+    const seq = parseSeq(c.req.param('seq'));
+    if (seq === undefined || !options.vault.entry(seq)) return problem(c, 'NOT_FOUND', 'no such event');
+    return proofResponse(c, options.log, seq, c.req.query('size'));
+  });
+  app.post('/v1/admin/checkpoint', (c) => {
+    options.log.cut();
+    return c.json(checkpointView(options.log));
+  });
   app.get('/v1/admin/devices', (c) => c.json({ devices: options.vault.devices() }));
   app.post('/v1/admin/devices', async (c) => {
     if (!/^application\/json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) return problem(c, 'UNSUPPORTED_MEDIA_TYPE');

@@ -15,6 +15,7 @@ import { hotpathReady } from '../hotpath/hotpath.ts';
 import { sentry, type Rejection, type SentryVariables } from '../sentry/sentry.ts';
 import type { IdentityVerifier } from '../sentry/identity.ts';
 import { parseEventBody, parseJson } from './event-body.ts';
+import { NotCheckpointedError, type TransparencyLog } from '../log/log.ts';
 import { problem, ProblemError } from './problem.ts';
 
 export const VERSION = '0.1.0';
@@ -23,10 +24,13 @@ export interface NodeInfo {
   origin: string;
   keyName: string;
   publicKey: string;
+  /** c2sp.org/signed-note verifier key, for `nexus verify-proof --key`. */
+  verifierKey: string;
 }
 
 export interface AppOptions {
   vault: Vault;
+  log: TransparencyLog;
   committer: GroupCommitter;
   verifiers: readonly IdentityVerifier[];
   node: NodeInfo;
@@ -50,8 +54,42 @@ function parseSeq(text: string | undefined): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-function eventView(s: StoredEntry) {
-  return { ...receiptOf(s.entry, s.leaf), policy: s.entry.policy, evidence: s.entry.evidence, entry: s.canonical };
+function eventView(s: StoredEntry, log: TransparencyLog) {
+  const cp = log.latest();
+  return {
+    ...receiptOf(s.entry, s.leaf),
+    policy: s.entry.policy,
+    evidence: s.entry.evidence,
+    entry: s.canonical,
+    // Whether a signed checkpoint covers this event yet (proofs need one).
+    checkpointed: cp !== undefined && s.entry.seq < cp.size,
+  };
+}
+
+/** Proof bundle or a problem: the route and the admin API share this. */
+export function proofResponse(c: Context, log: TransparencyLog, seq: number, sizeText: string | undefined): Response {
+  let size: number | undefined;
+  if (sizeText !== undefined) {
+    size = parseSeq(sizeText);
+    if (size === undefined) return problem(c, 'QUERY_INVALID', 'size must be a checkpoint size');
+    if (!log.checkpoint(size)) return problem(c, 'NOT_FOUND', `no checkpoint of size ${size}`);
+  }
+  try {
+    return c.json(log.proofBundle(seq, size));
+  } catch (e) {
+    if (e instanceof NotCheckpointedError) {
+      c.header('retry-after', '1');
+      return problem(c, 'NOT_CHECKPOINTED', e.message);
+    }
+    throw e;
+  }
+}
+
+export { parseSeq };
+
+export function checkpointView(log: TransparencyLog) {
+  const cp = log.latest();
+  return cp ? { size: cp.size, root: Buffer.from(cp.root).toString('hex'), ts: cp.ts } : null;
 }
 
 /** Non-admin identities see only the entries they sent or are credited by. */
@@ -88,6 +126,20 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ status: ok ? 'ready' : 'not ready', checks }, ok ? 200 : 503);
   });
   app.get('/v1/node', (c) => c.json({ ...options.node, policy: formatPolicy(vault.policy), version: VERSION }));
+  app.get('/v1/checkpoint', (c) => {
+    const cp = options.log.latest();
+    if (!cp) return problem(c, 'NOT_FOUND', 'no checkpoint yet');
+    return c.text(cp.note, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+  });
+  app.get('/v1/consistency', (c) => {
+    const from = parseSeq(c.req.query('from'));
+    const to = parseSeq(c.req.query('to'));
+    const size = options.log.tree.size;
+    if (from === undefined || to === undefined || from < 1 || from > to || to > size) {
+      return problem(c, 'QUERY_INVALID', `from and to must satisfy 1 <= from <= to <= ${size}`);
+    }
+    return c.json({ from, to, proof: options.log.consistency(from, to) });
+  });
 
   // --- the Sentry guards everything under /v1 that is not public ----------------
   // With a Content-Length the body is read in one go (the adapter's fast
@@ -151,7 +203,15 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (seq === undefined) return problem(c, 'SEQ_INVALID');
     const stored = vault.entry(seq);
     if (!stored || !visibleTo(stored, c.get('identity').subject)) return problem(c, 'NOT_FOUND', `no event ${seq} visible to this identity`);
-    return c.json(eventView(stored));
+    return c.json(eventView(stored, options.log));
+  });
+
+  app.get('/v1/events/:seq/proof', (c) => {
+    const seq = parseSeq(c.req.param('seq'));
+    if (seq === undefined) return problem(c, 'SEQ_INVALID');
+    const stored = vault.entry(seq);
+    if (!stored || !visibleTo(stored, c.get('identity').subject)) return problem(c, 'NOT_FOUND', `no event ${seq} visible to this identity`);
+    return proofResponse(c, options.log, seq, c.req.query('size'));
   });
 
   app.get('/v1/events', (c) => {
@@ -165,7 +225,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (limit === undefined || limit < 1 || limit > MAX_LIMIT) return problem(c, 'QUERY_INVALID', `limit must be 1 to ${MAX_LIMIT}`);
     const rows = vault.entries({ subject, before, limit });
     const next = rows.length === limit ? String(rows[rows.length - 1]!.entry.seq) : null;
-    return c.json({ events: rows.map(eventView), next });
+    return c.json({ events: rows.map((r) => eventView(r, options.log)), next });
   });
 
   app.get('/v1/accounts/:subject', (c) => {
@@ -181,11 +241,12 @@ export function createApp(options: AppOptions): Hono<Env> {
       entries: t.entries,
       totals: { amount: t.amount.toString(), creator: t.creator.toString(), pool: t.pool.toString(), fee: t.fee.toString() },
       policy: formatPolicy(vault.policy),
+      checkpoint: checkpointView(options.log),
     });
   });
 
   // Known paths with the wrong method: 405, not 404.
-  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz']) {
+  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/events/:seq/proof', '/v1/checkpoint', '/v1/consistency', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz']) {
     app.all(path, (c) => problem(c, 'METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path}`));
   }
   return app;

@@ -18,6 +18,15 @@ import { listen, peerAddress, isLoopback, type Listener } from '../runtime/serve
 import type { Logger } from '../telemetry/logger.ts';
 import { createApp } from './app.ts';
 import { createAdminApp } from './admin.ts';
+import { TransparencyLog, type NoteSigner } from '../log/log.ts';
+import { verifierKey } from '../log/verify.ts';
+import { nodeCrypto } from '../runtime/crypto.ts';
+import type { NodeKey } from '../config/datadir.ts';
+
+/** The node key as a note signer; the key name is the origin (C2SP convention). */
+export function nodeSigner(name: string, key: NodeKey): NoteSigner {
+  return { name, publicKey: key.publicKey, sign: (m) => new Uint8Array(nodeCrypto.sign(null, m, key.privateKey)) };
+}
 
 export interface NodeOptions {
   data: DataDir;
@@ -30,6 +39,7 @@ export interface RunningNode {
   port: number;
   adminPort: number;
   vault: Vault;
+  log: TransparencyLog;
   stop(): Promise<void>;
 }
 
@@ -84,6 +94,15 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   if (config.sentry.signatures.enabled) await loadSr25519();
 
   const vault = await Vault.open(data.vaultFile);
+  let log: TransparencyLog;
+  try {
+    log = new TransparencyLog(vault, config.node.origin, nodeSigner(config.node.origin, nodeKey));
+    const { repaired } = log.open();
+    if (repaired > 0) logger.warn('tree_repaired', { leaves: repaired, detail: 'ledger rows committed before a crash were added to the Merkle tree' });
+  } catch (e) {
+    vault.close();
+    throw e;
+  }
   const replay = new ReplayStore();
   replay.load(vault.liveNonces(Date.now()));
   let verifiers: IdentityVerifier[];
@@ -94,6 +113,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     throw e;
   }
   const committer = new GroupCommitter(vault, {
+    integrate: (leaves, count) => log.tree.integrate(leaves, count),
     onInvariantViolation: (e) => logger.error('split_invariant_violated', { amount: e.amount, detail: e.message }),
   });
   const startedAt = Date.now();
@@ -105,8 +125,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const app = createApp({
     vault,
     committer,
+    log,
     verifiers,
-    node: { origin: config.node.origin, keyName: config.node.origin, publicKey: Buffer.from(nodeKey.publicKey).toString('base64') },
+    node: { origin: config.node.origin, keyName: config.node.origin, publicKey: Buffer.from(nodeKey.publicKey).toString('base64'), verifierKey: verifierKey(config.node.origin, nodeKey.publicKey) },
     bodyLimitBytes: config.limits.body_bytes,
     peer,
     onRejection: (r) => logger.warn('sentry_rejection', { ...r }),
@@ -124,6 +145,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const admin = createAdminApp({
     token: adminToken,
     vault,
+    log,
     onDevicesChanged: () => {
       enrolled.clear();
       for (const d of vault.devices()) enrolled.add(d.did);
@@ -142,6 +164,16 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     vault.close();
     throw e;
   }
+  const cutCheckpoint = () => {
+    try {
+      const cp = log.cut();
+      if (cp) logger.info('checkpoint', { size: cp.size, root: Buffer.from(cp.root).toString('hex') });
+    } catch (e) {
+      logger.error('checkpoint_failed', { error: String(e) });
+    }
+  };
+  const checkpointTimer = setInterval(cutCheckpoint, config.log.checkpoint_interval_ms);
+  checkpointTimer.unref?.();
   logger.info('node_started', { origin: config.node.origin, entries: vault.size, port: publicListener.port, adminPort: adminListener.port });
 
   let stopping: Promise<void> | undefined;
@@ -149,6 +181,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     port: publicListener.port,
     adminPort: adminListener.port,
     vault,
+    log,
     stop() {
       stopping ??= (async () => {
         // Stop taking connections, let in-flight requests reach the committer,
@@ -157,6 +190,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         await committer.drain();
         await closing;
         await committer.close();
+        clearInterval(checkpointTimer);
+        cutCheckpoint();
         vault.close();
         logger.info('node_stopped', { entries: vault.size });
       })();

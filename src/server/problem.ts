@@ -22,6 +22,7 @@ export const PROBLEMS = {
   FORBIDDEN: [403, 'This identity may not access that resource'],
   NOT_FOUND: [404, 'No such resource'],
   METHOD_NOT_ALLOWED: [405, 'This method is not allowed on this resource'],
+  NOT_CHECKPOINTED: [409, 'The event is not covered by a signed checkpoint yet; retry shortly'],
   REF_CONFLICT: [409, 'This ref was already booked with a different amount or beneficiary'],
   BODY_TOO_LARGE: [413, 'The body is larger than this node accepts'],
   UNSUPPORTED_MEDIA_TYPE: [415, 'The body must be application/json'],

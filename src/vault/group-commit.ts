@@ -65,7 +65,9 @@ export interface CommittedBatch {
 export interface GroupCommitOptions {
   /** Most events in one transaction; the rest wait for the next group. */
   maxGroupEvents?: number;
-  /** Called after each durable COMMIT (the log integrates the new leaves). */
+  /** Called inside each transaction with the new leaf hashes (the log adds them to the tree). */
+  integrate?: (leaves: Uint8Array, count: number) => void;
+  /** Called after each durable COMMIT. */
   onCommitted?: (batch: CommittedBatch) => void;
   /** Called when the split invariant fails (an alarm: it never should). */
   onInvariantViolation?: (error: SplitInvariantError) => void;
@@ -245,6 +247,7 @@ export class GroupCommitter {
       try {
         vault.transaction(() => {
           vault.appendEntries(prepared);
+          if (prepared.length > 0) this.#options.integrate?.(leaves, prepared.length);
           vault.recordNonces(nonces, ts);
         });
       } catch (e) {

@@ -12,7 +12,7 @@ import { parseCanonicalEntry, type LedgerEntry } from '../brain/entry.ts';
 import { Database, type Statement } from './sqlite.ts';
 import { acquirePidLock, type PidLock } from './pid-lock.ts';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const MIGRATIONS: readonly string[] = [
   // 1: ledger, evidence, derived aggregates.
@@ -36,6 +36,11 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE devices (did TEXT PRIMARY KEY, label TEXT, added_at TEXT NOT NULL) WITHOUT ROWID;
    CREATE TABLE nonces (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX nonces_expires ON nonces(expires);`,
+  // 3: the Merkle log: every complete interior node (level ≥ 1; leaves live in
+  // entries) and the signed checkpoints.
+  `CREATE TABLE tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+   CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, ts INTEGER NOT NULL);
+   INSERT INTO meta (key, value) VALUES ('tree_size', '0');`,
 ];
 
 export interface Device {

@@ -1,0 +1,156 @@
+/**
+ * The offline audit behind `nexus verify`: everything the node claims is
+ * recomputed from the rows — SQLite integrity, canonical bytes, leaf hashes,
+ * split invariants, seq continuity, stored evidence, every interior node,
+ * every checkpoint root and signature, and the derived totals and accounts.
+ * The first problem found is named precisely; the rest of the scan goes on so
+ * the report counts them all.
+ */
+import { canonicalEntry, parseCanonicalEntry } from '../brain/entry.ts';
+import { formatPolicy } from '../brain/policy.ts';
+import { splitBatch } from '../brain/split.ts';
+import { leafHashes } from '../hotpath/hotpath.ts';
+import { sha256 } from '../runtime/crypto.ts';
+import type { Vault } from '../vault/vault.ts';
+import { MerkleTree } from './tree.ts';
+import { parseCheckpointBody, parseNote, verifyNote } from './verify.ts';
+import { checkpointBody } from './log.ts';
+
+export interface AuditReport {
+  ok: boolean;
+  entries: number;
+  checkpoints: number;
+  problems: string[];
+  /** The first problem, as one line (what `verify` prints and exits on). */
+  first?: string;
+}
+
+export interface AuditOptions {
+  keyName: string;
+  publicKey: Uint8Array;
+  progress?: (done: number, total: number) => void;
+  /** Stop collecting after this many problems. */
+  maxProblems?: number;
+}
+
+const enc = new TextEncoder();
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+
+export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
+  const problems: string[] = [];
+  const max = options.maxProblems ?? 100;
+  const problem = (p: string) => {
+    if (problems.length < max) problems.push(p);
+  };
+  const db = vault.database;
+
+  const integrity = vault.integrityCheck();
+  if (integrity !== 'ok') problem(`sqlite integrity_check: ${integrity}`);
+
+  const policyText = formatPolicy(vault.policy);
+  const total = vault.size;
+  const leaves = new Uint8Array(total * 32);
+  const totals = { amount: 0n, creator: 0n, pool: 0n, fee: 0n };
+  const accounts = new Map<string, { credited: bigint; events: number }>();
+  const evidenceStmt = db.prepare('SELECT e.evidence, v.bytes FROM entries e LEFT JOIN evidence v ON v.hash = e.evidence WHERE e.seq = ?');
+  let expected = 0;
+  let rows = 0;
+  const batch: Array<{ seq: number; canonical: string; leaf: Uint8Array }> = [];
+  const flushLeaves = () => {
+    if (batch.length === 0) return;
+    const recomputed = leafHashes(batch.map((b) => enc.encode(b.canonical)));
+    batch.forEach((b, i) => {
+      const want = recomputed.subarray(i * 32, i * 32 + 32);
+      if (!same(want, b.leaf)) problem(`entry ${b.seq}: stored leaf hash ${hex(b.leaf)} is not SHA-256(0x00 ‖ canonical bytes) ${hex(want)}`);
+      if (b.seq < total) leaves.set(want, b.seq * 32);
+    });
+    batch.length = 0;
+  };
+
+  for (const row of vault.scan()) {
+    rows++;
+    if (row.seq !== expected) {
+      problem(`entry ${expected}: missing (next row is seq ${row.seq}); seq must have no gaps`);
+      expected = row.seq;
+    }
+    expected++;
+    try {
+      const e = parseCanonicalEntry(row.canonical);
+      if (canonicalEntry(e) !== row.canonical) problem(`entry ${row.seq}: bytes are not canonical`);
+      if (e.seq !== row.seq) problem(`entry ${row.seq}: canonical bytes say seq ${e.seq}`);
+      if (e.subject !== row.subject || e.ref !== row.ref) problem(`entry ${row.seq}: subject/ref columns differ from the canonical bytes`);
+      if (e.policy !== policyText) problem(`entry ${row.seq}: policy ${e.policy} is not the vault's ${policyText}`);
+      if (e.amount < 1n || e.amount > 0xffff_ffff_ffff_ffffn) problem(`entry ${row.seq}: amount ${e.amount} out of range`);
+      const s = e.split;
+      if (s.creator < 0n || s.pool < 0n || s.fee < 0n || s.creator + s.pool + s.fee !== e.amount) {
+        problem(`entry ${row.seq}: split invariant violated (${s.creator} + ${s.pool} + ${s.fee} != ${e.amount})`);
+      } else {
+        const want = splitBatch([e.amount], vault.policy)[0]!;
+        if (want.creator !== s.creator || want.pool !== s.pool || want.fee !== s.fee) problem(`entry ${row.seq}: split ${s.creator}/${s.pool}/${s.fee} is not the policy's ${want.creator}/${want.pool}/${want.fee}`);
+      }
+      const ev = evidenceStmt.get((st) => ({ hash: st.blob(0), bytes: st.isNull(1) ? undefined : st.blob(1) }), row.seq);
+      if (!ev?.bytes) problem(`entry ${row.seq}: its authentication evidence is missing`);
+      else if (!same(sha256(ev.bytes), ev.hash) || hex(ev.hash) !== e.evidence) problem(`entry ${row.seq}: evidence does not hash to ${e.evidence}`);
+      totals.amount += e.amount;
+      totals.creator += s.creator;
+      totals.pool += s.pool;
+      totals.fee += s.fee;
+      const a = accounts.get(e.beneficiary) ?? { credited: 0n, events: 0 };
+      a.credited += s.creator;
+      a.events++;
+      accounts.set(e.beneficiary, a);
+    } catch (err) {
+      problem(`entry ${row.seq}: unreadable canonical bytes (${(err as Error).message})`);
+    }
+    batch.push(row);
+    if (batch.length >= 4096) flushLeaves();
+    if (rows % 16384 === 0) options.progress?.(rows, total);
+  }
+  flushLeaves();
+  evidenceStmt.finalize();
+  options.progress?.(rows, total);
+
+  // Derived aggregates.
+  const t = vault.totals;
+  if (t.entries !== rows || t.amount !== totals.amount || t.creator !== totals.creator || t.pool !== totals.pool || t.fee !== totals.fee) {
+    problem(`totals: stored ${t.entries} entries / ${t.amount} do not match the rows (${rows} / ${totals.amount})`);
+  }
+  for (const acc of vault.allAccounts()) {
+    const want = accounts.get(acc.beneficiary);
+    if (!want || want.credited !== acc.credited || want.events !== acc.events) problem(`account ${acc.beneficiary}: stored ${acc.credited} over ${acc.events} events does not match the rows`);
+    accounts.delete(acc.beneficiary);
+  }
+  for (const b of accounts.keys()) problem(`account ${b}: missing`);
+
+  // The tree: every stored interior node recomputed from the leaves.
+  const treeSize = Number(vault.meta('tree_size') ?? '0');
+  if (treeSize !== rows) problem(`tree: covers ${treeSize} leaves, the ledger has ${rows}`);
+  const nodeStmt = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?');
+  const bad = MerkleTree.audit(leaves, Math.min(treeSize, rows), (level, index) => nodeStmt.get((s) => s.blob(0), level, index));
+  nodeStmt.finalize();
+  if (bad) problem(`tree node (level ${bad.level}, index ${bad.index}) does not match the leaves below it`);
+
+  // Checkpoints: root recomputed for its size, body re-derived, signature verified.
+  const cps = db.prepare('SELECT size, root, note FROM checkpoints ORDER BY size');
+  const checkpoints = cps.all((s) => ({ size: s.int(0), root: s.blob(1), note: s.text(2) }));
+  cps.finalize();
+  for (const cp of checkpoints) {
+    const where = `checkpoint ${cp.size}`;
+    if (cp.size > rows) {
+      problem(`${where}: covers more entries than the ledger holds (${rows})`);
+      continue;
+    }
+    const root = MerkleTree.rootOf(leaves, cp.size);
+    if (!same(root, cp.root)) problem(`${where}: stored root ${hex(cp.root)} is not the root of the first ${cp.size} leaves (${hex(root)})`);
+    const parsed = parseNote(cp.note);
+    const body = parsed && parseCheckpointBody(parsed.text);
+    if (!parsed || !body) problem(`${where}: not a signed tlog checkpoint`);
+    else {
+      if (parsed.text !== checkpointBody(body.origin, cp.size, root)) problem(`${where}: note body does not commit to the recomputed root`);
+      if (!verifyNote(cp.note, options.keyName, options.publicKey)) problem(`${where}: signature by ${options.keyName} does not verify`);
+    }
+  }
+
+  return { ok: problems.length === 0, entries: rows, checkpoints: checkpoints.length, problems, ...(problems[0] ? { first: problems[0] } : {}) };
+}

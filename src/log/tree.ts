@@ -1,0 +1,195 @@
+/**
+ * The RFC 6962 tree over the ledger, stored so that a proof costs O(log n)
+ * reads: every complete interior node (level, index) is a row of tree_nodes,
+ * leaves are the entries' leaf hashes. New nodes are built by the WASM hot
+ * path (SIMD pair hashing) inside the same transaction that commits the leaves,
+ * and `repair()` integrates any leaves a crash left behind.
+ */
+import { hashPairs, merkleRoot } from '../hotpath/hotpath.ts';
+import { sha256 } from '../runtime/crypto.ts';
+import type { Database, Statement } from '../vault/sqlite.ts';
+import type { Vault } from '../vault/vault.ts';
+
+const EMPTY_ROOT = sha256(new Uint8Array(0));
+
+/** Largest power of two strictly below n (n ≥ 2). */
+function splitPoint(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+export class MerkleTree {
+  readonly #vault: Vault;
+  readonly #nodeGet: Statement;
+  readonly #nodePut: Statement;
+  readonly #leafGet: Statement;
+  readonly #sizeSet: Statement;
+  #size: number;
+
+  constructor(vault: Vault) {
+    this.#vault = vault;
+    const db: Database = vault.database;
+    this.#nodeGet = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?');
+    this.#nodePut = db.prepare('INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)');
+    this.#leafGet = db.prepare('SELECT leaf FROM entries WHERE seq = ?');
+    this.#sizeSet = db.prepare("UPDATE meta SET value = ? WHERE key = 'tree_size'");
+    this.#size = Number(vault.meta('tree_size') ?? '0');
+  }
+
+  /** Leaves integrated into the tree. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Adds the leaves [size, size + count) — given as 32-byte hashes laid end to
+   * end — and stores every interior node they complete. Must run inside the
+   * transaction that commits those leaves (or repair()).
+   */
+  integrate(leaves: Uint8Array, count: number): void {
+    if (count === 0) return;
+    const oldSize = this.#size;
+    const newSize = oldSize + count;
+    let level = 0;
+    let start = oldSize; // index of the first new node at this level
+    let nodes = leaves; // hashes of nodes [start, start + len) at this level
+    for (;;) {
+      const total = Math.floor(newSize / 2 ** level); // complete nodes at this level
+      const pStart = Math.floor(start / 2);
+      const pEnd = Math.floor(total / 2);
+      if (pStart >= pEnd) break;
+      // Children 2·pStart … 2·pEnd−1; the first may be an old node.
+      const pairs = new Uint8Array((pEnd - pStart) * 64);
+      let offset = 0;
+      if (start % 2 === 1) {
+        pairs.set(this.node(level, start - 1), 0);
+        offset = 32;
+      }
+      pairs.set(nodes.subarray(0, (2 * pEnd - start) * 32), offset);
+      const parents = hashPairs(pairs, pEnd - pStart);
+      for (let i = 0; i < pEnd - pStart; i++) this.#nodePut.run(level + 1, pStart + i, parents.subarray(i * 32, i * 32 + 32));
+      nodes = parents;
+      start = pStart;
+      level++;
+    }
+    this.#size = newSize;
+    this.#sizeSet.run(String(newSize));
+  }
+
+  /** Integrates ledger rows the tree does not cover yet (after a crash between commit and tree update). */
+  repair(): number {
+    const behind = this.#vault.size - this.#size;
+    if (behind <= 0) return 0;
+    this.#vault.transaction(() => {
+      for (let from = this.#size; from < this.#vault.size; from += 65536) {
+        const to = Math.min(from + 65536, this.#vault.size);
+        this.integrate(this.#vault.leaves(from, to), to - from);
+      }
+    });
+    return behind;
+  }
+
+  /** A complete node: level 0 is a leaf. */
+  node(level: number, index: number): Uint8Array {
+    const hash = level === 0 ? this.#leafGet.get((s) => s.blob(0), index) : this.#nodeGet.get((s) => s.blob(0), level, index);
+    if (!hash) throw new Error(`tree node (${level}, ${index}) is missing`);
+    return hash;
+  }
+
+  /** MTH(D[a:b]) for ranges that occur in RFC 9162 proofs, memoised per call. */
+  #subtree(a: number, b: number, memo: Map<string, Uint8Array>): Uint8Array {
+    const n = b - a;
+    if ((n & (n - 1)) === 0 && a % n === 0) {
+      return this.node(Math.log2(n), a / n);
+    }
+    const key = `${a}:${b}`;
+    const hit = memo.get(key);
+    if (hit) return hit;
+    const k = splitPoint(n);
+    const left = this.#subtree(a, a + k, memo);
+    const right = this.#subtree(a + k, b, memo);
+    const pair = new Uint8Array(64);
+    pair.set(left);
+    pair.set(right, 32);
+    const h = hashPairs(pair, 1);
+    memo.set(key, h);
+    return h;
+  }
+
+  /** The root of the tree of the first `size` leaves (size ≤ this.size). */
+  root(size = this.#size): Uint8Array {
+    if (size > this.#size) throw new RangeError(`tree has ${this.#size} leaves, not ${size}`);
+    if (size === 0) return EMPTY_ROOT;
+    return this.#subtree(0, size, new Map());
+  }
+
+  /** RFC 9162 §2.1.3.1 PATH(m, D[0:size]), leaf to root. */
+  inclusionProof(m: number, size: number): Uint8Array[] {
+    if (!(m >= 0 && m < size && size <= this.#size)) throw new RangeError(`no leaf ${m} in a tree of ${size}`);
+    const memo = new Map<string, Uint8Array>();
+    const path: Uint8Array[] = [];
+    let a = 0;
+    let b = size;
+    // Walk down, collecting siblings root-first; reverse at the end.
+    while (b - a > 1) {
+      const k = splitPoint(b - a);
+      if (m < a + k) {
+        path.push(this.#subtree(a + k, b, memo));
+        b = a + k;
+      } else {
+        path.push(this.#subtree(a, a + k, memo));
+        a += k;
+      }
+    }
+    return path.reverse();
+  }
+
+  /** RFC 9162 §2.1.4.1 PROOF(m, D[0:n]). */
+  consistencyProof(m: number, n: number): Uint8Array[] {
+    if (!(m > 0 && m <= n && n <= this.#size)) throw new RangeError(`no consistency proof from ${m} to ${n}`);
+    const memo = new Map<string, Uint8Array>();
+    const out: Uint8Array[] = [];
+    const sub = (mm: number, a: number, b: number, whole: boolean): void => {
+      const size = b - a;
+      if (mm === size) {
+        if (!whole) out.push(this.#subtree(a, b, memo));
+        return;
+      }
+      const k = splitPoint(size);
+      if (mm <= k) {
+        sub(mm, a, a + k, whole);
+        out.push(this.#subtree(a + k, b, memo));
+      } else {
+        sub(mm - k, a + k, b, false);
+        out.push(this.#subtree(a, a + k, memo));
+      }
+    };
+    if (m < n) sub(m, 0, n, true);
+    return out;
+  }
+
+  /** Recomputes every node from the leaves and compares (the offline audit); returns the first mismatch. */
+  static audit(leaves: Uint8Array, count: number, stored: (level: number, index: number) => Uint8Array | undefined): { level: number; index: number } | undefined {
+    let level = 0;
+    let nodes = leaves.subarray(0, count * 32);
+    let n = count;
+    while (n >= 2) {
+      const parents = hashPairs(nodes, Math.floor(n / 2));
+      level++;
+      for (let i = 0; i < Math.floor(n / 2); i++) {
+        const s = stored(level, i);
+        const want = parents.subarray(i * 32, i * 32 + 32);
+        if (!s || Buffer.compare(Buffer.from(s), Buffer.from(want)) !== 0) return { level, index: i };
+      }
+      nodes = parents;
+      n = Math.floor(n / 2);
+    }
+    return undefined;
+  }
+
+  /** Root of `count` leaf hashes held in memory (the audit's recomputation). */
+  static rootOf(leaves: Uint8Array, count: number): Uint8Array {
+    return count === 0 ? EMPTY_ROOT : merkleRoot(leaves, count);
+  }
+}

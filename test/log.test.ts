@@ -1,0 +1,223 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { loadVectors } from './support/vectors.ts';
+import { openTestLog, testSigner } from './support/log.ts';
+import { refRoot, refLeafHash } from './support/reference.ts';
+import { verifyInclusion, verifyConsistency, verifyNote, noteKeyId, parseVerifierKey, verifierKey, parseNote, parseCheckpointBody, verifyProofBundle, leafHash } from '../src/log/verify.ts';
+import { signNote } from '../src/log/log.ts';
+import { auditVault } from '../src/log/audit.ts';
+import { Database } from '../src/vault/sqlite.ts';
+import { Vault } from '../src/vault/vault.ts';
+import { createPrivateKey, sign } from 'node:crypto';
+
+const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+test('RFC 6962 / transparency-dev inclusion probes (valid and invalid) through the standalone verifier', () => {
+  const cases = loadVectors<any>('rfc6962-merkle.json').cases.filter((c) => c.type === 'inclusion');
+  assert.equal(cases.length, 103);
+  for (const c of cases) {
+    const leaf = c.leafHash !== undefined ? unhex(c.leafHash) : leafHash(unhex(c.leaf));
+    const got = verifyInclusion(BigInt(c.leafIndex), BigInt(c.treeSize), leaf, c.proof.map(unhex), unhex(c.root));
+    assert.equal(got, c.valid, `${c.desc} (${c.source})`);
+  }
+});
+
+test('RFC 6962 / transparency-dev consistency probes (valid and invalid)', () => {
+  const cases = loadVectors<any>('rfc6962-merkle.json').cases.filter((c) => c.type === 'consistency');
+  assert.equal(cases.length, 103);
+  for (const c of cases) {
+    const got = verifyConsistency(BigInt(c.size1), BigInt(c.size2), unhex(c.root1), unhex(c.root2), c.proof.map(unhex));
+    assert.equal(got, c.valid, `${c.desc} (${c.source})`);
+  }
+});
+
+test('C2SP signed-note vectors: key IDs, verifier keys, signatures, deterministic re-signing', () => {
+  const v = loadVectors<any>('signed-note.json');
+  for (const k of v.cases.filter((c) => c.type === 'verifierKey')) {
+    const parsed = parseVerifierKey(k.vkey)!;
+    assert.ok(parsed, k.vkey);
+    assert.equal(hex(noteKeyId(k.name, unhex(k.publicKeyHex))), k.keyId);
+    assert.equal(verifierKey(k.name, unhex(k.publicKeyHex)), k.vkey);
+  }
+  let notes = 0;
+  for (const c of v.cases.filter((x) => x.type === 'signedNote' || x.type === 'checkpoint')) {
+    for (const vk of c.verifierKeys) {
+      const key = parseVerifierKey(vk)!;
+      const expected = c.valid !== false && (!c.expect?.verified || c.expect.verified.some((id: string) => vk.startsWith(`${id}+`) || vk.startsWith(id)));
+      assert.equal(verifyNote(c.note, key.name, key.publicKey), expected, `${c.desc} / ${key.name}`);
+    }
+    notes++;
+  }
+  assert.ok(notes >= 6);
+  // PeterNeumann's signature is deterministic: signing the text with the skey seed reproduces the note.
+  const skey = v.cases.find((c) => c.type === 'signerKey');
+  const note = v.cases.find((c) => c.type === 'signedNote' && c.verifierKeys.length === 1 && c.valid);
+  const priv = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(skey.seedHex, 'hex')]), format: 'der', type: 'pkcs8' });
+  const pub = parseVerifierKey(skey.matchesVkey)!;
+  const signed = signNote(note.text, { name: skey.name, publicKey: pub.publicKey, sign: (m) => new Uint8Array(sign(null, m, priv)) });
+  assert.equal(signed, note.note);
+  for (const c of v.cases.filter((x) => x.type === 'checkpointBody')) {
+    const body = parseCheckpointBody(c.text)!;
+    assert.ok(body, c.desc);
+    if (c.checkpoint) {
+      assert.equal(body.origin, c.checkpoint.origin);
+      assert.equal(body.size, BigInt(c.checkpoint.treeSize));
+    }
+  }
+  assert.equal(parseNote('no signatures\n'), undefined);
+});
+
+test('property: built incrementally in random batches, the stored tree matches the reference root at every size; every proof verifies and any flipped byte fails', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  const batches = fc.sample(fc.integer({ min: 1, max: 70 }), { numRuns: 30, seed: 42 });
+  const leaves: Uint8Array[] = [];
+  for (const b of batches) {
+    await tl.book(b);
+    for (let i = leaves.length; i < tl.vault.size; i++) leaves.push(tl.vault.entry(i)!.leaf);
+    assert.equal(hex(tl.log.tree.root()), hex(refRoot(leaves)), `size ${leaves.length}`);
+  }
+  const n = leaves.length;
+  fc.assert(fc.property(fc.integer({ min: 1, max: n }), fc.nat(), fc.nat(), (size, i, flip) => {
+    const m = i % size;
+    const root = refRoot(leaves.slice(0, size));
+    const path = tl.log.tree.inclusionProof(m, size);
+    assert.ok(verifyInclusion(m, size, leaves[m]!, path, root));
+    assert.ok(path.length <= Math.ceil(Math.log2(size)) + 1);
+    if (path.length > 0) {
+      const bad = path.map((p) => p.slice());
+      bad[flip % bad.length]![flip % 32]! ^= 1 << (flip % 8);
+      assert.equal(verifyInclusion(m, size, leaves[m]!, bad, root), false);
+    }
+    const badLeaf = leaves[m]!.slice();
+    badLeaf[flip % 32]! ^= 1;
+    assert.equal(verifyInclusion(m, size, badLeaf, path, root), false);
+  }), { numRuns: 300 });
+  fc.assert(fc.property(fc.integer({ min: 1, max: n }), fc.integer({ min: 1, max: n }), fc.nat(), (a, b, flip) => {
+    const [m, k] = a <= b ? [a, b] : [b, a];
+    const proof = tl.log.tree.consistencyProof(m, k);
+    const r1 = refRoot(leaves.slice(0, m));
+    const r2 = refRoot(leaves.slice(0, k));
+    assert.ok(verifyConsistency(m, k, r1, r2, proof), `${m} -> ${k}`);
+    if (proof.length > 0) {
+      const bad = proof.map((p) => p.slice());
+      bad[flip % bad.length]![flip % 32]! ^= 1;
+      assert.equal(verifyConsistency(m, k, r1, r2, bad), false);
+    }
+  }), { numRuns: 300 });
+});
+
+test('checkpoints: cut only on growth, signed, and consistent with each other; proof bundles verify offline', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  assert.equal(tl.log.latest()!.size, 0, 'a new log has the empty checkpoint');
+  assert.equal(tl.log.cut(), undefined, 'no growth, no checkpoint');
+  await tl.book(5);
+  const c1 = tl.log.cut()!;
+  await tl.book(9);
+  const c2 = tl.log.cut()!;
+  assert.deepEqual([c1.size, c2.size], [5, 14]);
+  for (const cp of [c1, c2]) assert.ok(verifyNote(cp.note, tl.signer.name, tl.signer.publicKey));
+  assert.ok(verifyConsistency(5, 14, c1.root, c2.root, tl.log.consistency(5, 14).map(unhex)));
+  const bundle = tl.log.proofBundle(3, 5);
+  assert.deepEqual(verifyProofBundle(bundle).ok, true);
+  assert.equal(verifyProofBundle(bundle, { name: tl.signer.name, publicKey: tl.signer.publicKey }).ok, true);
+  const other = testSigner(tl.signer.name);
+  assert.match(verifyProofBundle(bundle, { name: other.name, publicKey: other.publicKey }).error!, /another key/);
+  const latest = tl.log.proofBundle(13);
+  assert.equal(latest.treeSize, 14);
+  assert.ok(verifyProofBundle(latest).ok);
+  // Tampering with any part fails.
+  assert.match(verifyProofBundle({ ...latest, entry: latest.entry.replace('"amount":"', '"amount":"1') }).error!, /leafHash/);
+  assert.match(verifyProofBundle({ ...latest, checkpoint: latest.checkpoint.replace('\n14\n', '\n15\n') }).error!, /size|signature/);
+  assert.match(verifyProofBundle({ ...latest, auditPath: [...latest.auditPath].reverse() }).error!, /audit path/);
+  assert.match(verifyProofBundle({ ...latest, index: 12 }).error!, /seq/);
+  await tl.book(1);
+  assert.throws(() => tl.log.proofBundle(14), /not covered by a checkpoint/);
+});
+
+async function tamper(file: string, sql: string) {
+  const db = await Database.open(file);
+  db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;');
+  db.exec(sql);
+  db.close();
+}
+
+async function audit(tl: { file: string; signer: { name: string; publicKey: Uint8Array } }) {
+  const vault = await Vault.open(tl.file);
+  try {
+    return auditVault(vault, { keyName: tl.signer.name, publicKey: tl.signer.publicKey });
+  } finally {
+    vault.close();
+  }
+}
+
+test('verify: a clean vault passes; a tampered amount, a deleted row, a forged checkpoint and a bad node are each caught', async (t) => {
+  const setup = async () => {
+    const tl = await openTestLog();
+    await tl.book(40);
+    tl.log.cut();
+    await tl.book(3);
+    tl.log.cut();
+    await tl.close();
+    return tl;
+  };
+  const clean = await setup();
+  t.after(clean.cleanup);
+  const ok = await audit(clean);
+  assert.deepEqual(ok.problems, []);
+  assert.equal(ok.entries, 43);
+  assert.equal(ok.checkpoints, 3);
+
+  const amount = await setup();
+  t.after(amount.cleanup);
+  await tamper(amount.file, `UPDATE entries SET canonical = replace(canonical, '"amount":"70"', '"amount":"71"') WHERE seq = 9`);
+  const r1 = await audit(amount);
+  assert.equal(r1.ok, false);
+  assert.match(r1.first!, /^entry 9: /);
+
+  const deleted = await setup();
+  t.after(deleted.cleanup);
+  await tamper(deleted.file, 'DELETE FROM entries WHERE seq = 17');
+  const r2 = await audit(deleted);
+  assert.match(r2.first!, /^entry 17: missing/);
+
+  const forged = await setup();
+  t.after(forged.cleanup);
+  const forger = testSigner(forged.signer.name);
+  const fakeRoot = new Uint8Array(32).fill(7);
+  const fakeNote = signNote(`${forged.signer.name}\n43\n${Buffer.from(fakeRoot).toString('base64')}\n`, forger);
+  await tamper(forged.file, `UPDATE checkpoints SET note = '${fakeNote}', root = x'${hex(fakeRoot)}' WHERE size = 43`);
+  const r3 = await audit(forged);
+  assert.match(r3.first!, /^checkpoint 43: /);
+  assert.ok(r3.problems.some((p) => /signature .* does not verify/.test(p)));
+
+  const node = await setup();
+  t.after(node.cleanup);
+  await tamper(node.file, `UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 3`);
+  const r4 = await audit(node);
+  assert.match(r4.first!, /tree node \(level 2, index 3\)/);
+});
+
+test('crash between ledger commit and tree update: the tree is repaired at start and verify is clean', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  await tl.book(20);
+  tl.log.cut();
+  await tl.close();
+  // Rows 11..19 committed, but the tree never learnt of them (as if the node died in between).
+  await tamper(tl.file, "DELETE FROM tree_nodes WHERE (idx + 1) * (1 << level) > 11; UPDATE meta SET value = '11' WHERE key = 'tree_size'; DELETE FROM checkpoints WHERE size > 11");
+  const broken = await audit(tl);
+  assert.equal(broken.ok, false);
+  assert.match(broken.first!, /tree: covers 11 leaves, the ledger has 20/);
+  const again = await openTestLog({ dir: tl.dir, signer: tl.signer });
+  assert.equal(again.log.tree.size, 20);
+  const leaves = Array.from({ length: 20 }, (_, i) => again.vault.entry(i)!.leaf);
+  assert.equal(hex(again.log.tree.root()), hex(refRoot(leaves)));
+  again.log.cut();
+  await again.close();
+  assert.deepEqual((await audit(tl)).problems, []);
+  assert.equal(hex(refLeafHash(new TextEncoder().encode('x'))), hex(leafHash(new TextEncoder().encode('x'))));
+});
