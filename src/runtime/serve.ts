@@ -56,8 +56,3 @@ export function peerAddress(c: Context): string {
     return '';
   }
 }
-
-export function isLoopback(address: string): boolean {
-  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
-}

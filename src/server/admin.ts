@@ -10,6 +10,7 @@ import { parseJson } from './event-body.ts';
 import { parseDid } from '../adapters/identity/keys.ts';
 import type { Vault } from '../vault/vault.ts';
 import type { TransparencyLog } from '../log/log.ts';
+import type { RejectionLog } from '../telemetry/rejections.ts';
 import { checkpointView, parseSeq, proofResponse } from './app.ts';
 
 /** Bearer-token guard; the hashes make the comparison length-independent. */
@@ -29,6 +30,8 @@ export interface AdminOptions {
   token: string;
   vault: Vault;
   log: TransparencyLog;
+  rejections: RejectionLog;
+  metrics: () => Promise<{ text: string; contentType: string }>;
   onDevicesChanged: () => void;
   status: () => Record<string, unknown>;
 }
@@ -42,6 +45,14 @@ export function createAdminApp(options: AdminOptions): Hono {
   app.use('*', adminAuth(options.token));
   app.get('/v1/admin/status', (c) => c.json(options.status()));
 
+  app.get('/metrics', async (c) => {
+    const m = await options.metrics();
+    return c.body(m.text, 200, { 'content-type': m.contentType });
+  });
+  app.get('/v1/admin/rejections', (c) => {
+    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 100) || 100));
+    return c.json({ total: options.rejections.total, rejections: options.rejections.list(limit) });
+  });
   app.get('/v1/admin/events/:seq/proof', (c) => {
     const seq = parseSeq(c.req.param('seq'));
     if (seq === undefined || !options.vault.entry(seq)) return problem(c, 'NOT_FOUND', 'no such event');

@@ -15,6 +15,8 @@ import { hotpathReady } from '../hotpath/hotpath.ts';
 import { sentry, type Rejection, type SentryVariables } from '../sentry/sentry.ts';
 import type { IdentityVerifier } from '../sentry/identity.ts';
 import { parseEventBody, parseJson } from './event-body.ts';
+import { parseLegacyAmount } from '../brain/amount.ts';
+import { RateLimiter } from '../sentry/rate-limit.ts';
 import { NotCheckpointedError, type TransparencyLog } from '../log/log.ts';
 import { problem, ProblemError } from './problem.ts';
 
@@ -40,6 +42,8 @@ export interface AppOptions {
   onError?: (e: unknown, c: Context) => void;
   /** Extra readiness condition (e.g. the data directory is writable). */
   ready?: () => boolean;
+  /** Requests per second per client IP and per identity (429 + Retry-After past them). */
+  rateLimits?: { perIp: number; perIdentity: number };
 }
 
 type Env = { Variables: SentryVariables };
@@ -52,6 +56,12 @@ function parseSeq(text: string | undefined): number | undefined {
   if (text === undefined || !SEQ.test(text)) return undefined;
   const n = Number(text);
   return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Minor units as a two-decimal string (legacy API): exact, no floats. */
+function decimal(minor: string): string {
+  const padded = minor.padStart(3, '0');
+  return `${padded.slice(0, -2)}.${padded.slice(-2)}`;
 }
 
 function eventView(s: StoredEntry, log: TransparencyLog) {
@@ -164,21 +174,42 @@ export function createApp(options: AppOptions): Hono<Env> {
     },
   });
 
-  app.post('/v1/events', readBody, async (c, next) => {
+  const ipLimiter = new RateLimiter(options.rateLimits?.perIp ?? 200);
+  const identityLimiter = new RateLimiter(options.rateLimits?.perIdentity ?? 1000);
+  const limited = (c: Context, wait: number, claimed: string | null) => {
+    options.onRejection?.({ time: new Date().toISOString(), route: `${c.req.method} ${c.req.path}`, code: 'RATE_LIMITED', clientIp: options.peer(c).clientIp, claimed });
+    c.header('retry-after', String(wait));
+    return problem(c, 'RATE_LIMITED', `retry in ${wait} s`);
+  };
+  const perIp: MiddlewareHandler<Env> = async (c, next) => {
+    const wait = ipLimiter.take(`ip:${options.peer(c).clientIp}`);
+    if (wait > 0) return limited(c, wait, null);
+    await next();
+  };
+  const perIdentity: MiddlewareHandler<Env> = async (c, next) => {
+    const subject = c.get('identity').subject;
+    const wait = identityLimiter.take(subject);
+    if (wait > 0) return limited(c, wait, subject);
+    await next();
+  };
+  const jsonBody: MiddlewareHandler<Env> = async (c, next) => {
     const type = c.req.header('content-type') ?? '';
     if (!/^application\/json\s*(;|$)/i.test(type)) return problem(c, 'UNSUPPORTED_MEDIA_TYPE');
     c.set('body', new Uint8Array(await c.req.arrayBuffer()));
     await next();
-  }, guard, async (c) => {
-    const identity = c.get('identity');
-    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
-    let json: unknown;
+  };
+  const decodeJson = (c: Context<Env>): unknown => {
     try {
-      json = parseJson(text.decode(c.get('body')));
+      return parseJson(new TextDecoder('utf-8', { fatal: true }).decode(c.get('body')));
     } catch (e) {
       if (e instanceof ProblemError) throw e;
       throw new ProblemError('MALFORMED_JSON', 'the body is not valid UTF-8');
     }
+  };
+
+  app.post('/v1/events', perIp, readBody, jsonBody, guard, perIdentity, async (c) => {
+    const identity = c.get('identity');
+    const json = decodeJson(c);
     const { events, batch } = parseEventBody(json, identity.subject, c.req.header('idempotency-key') ?? null);
     const outcome: Outcome = await committer.submit({ subject: identity.subject, events, evidence: identity.evidence, nonce: identity.nonce });
     if (outcome.kind === 'conflict') {
@@ -188,15 +219,18 @@ export function createApp(options: AppOptions): Hono<Env> {
     return batch ? c.json({ receipts: outcome.receipts }, status) : c.json(outcome.receipts[0]!, status);
   });
 
-  app.get('/v1/*', async (c, next) => {
+  const readGuard: MiddlewareHandler<Env> = async (c, next) => {
     c.set('body', new Uint8Array(0));
     await next();
-  }, guard, async (c, next) => {
+  };
+  const durableNonce: MiddlewareHandler<Env> = async (c, next) => {
     // A signed read's nonce is durable before the answer, like a write's.
     const nonce = c.get('identity').nonce;
     if (nonce) await committer.submit({ subject: c.get('identity').subject, events: [], evidence: new Uint8Array(0), nonce });
     await next();
-  });
+  };
+  app.get('/v1/*', perIp, readGuard, guard, perIdentity, durableNonce);
+  app.get('/api/*', perIp, readGuard, guard, perIdentity, durableNonce);
 
   app.get('/v1/events/:seq', (c) => {
     const seq = parseSeq(c.req.param('seq'));
@@ -245,8 +279,33 @@ export function createApp(options: AppOptions): Hono<Env> {
     });
   });
 
+  // --- the original Nexus clients (same Sentry) ---------------------------------
+  app.post('/api/execute_split', perIp, readBody, jsonBody, guard, perIdentity, async (c) => {
+    const identity = c.get('identity');
+    const json = decodeJson(c) as Record<string, unknown> | null;
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ProblemError('BODY_INVALID', 'expected {"amount": 12.34}');
+    for (const k of Object.keys(json)) if (k !== 'amount') throw new ProblemError('UNKNOWN_FIELD', `unknown field "${k}"`);
+    const amount = parseLegacyAmount(json.amount);
+    if (amount === undefined) throw new ProblemError('AMOUNT_INVALID', 'amount must be a positive number with at most two decimals');
+    const outcome = await committer.submit({ subject: identity.subject, events: [{ amount, beneficiary: identity.subject, ref: null }], evidence: identity.evidence, nonce: identity.nonce });
+    if (outcome.kind === 'conflict') throw new ProblemError('REF_CONFLICT');
+    const r = outcome.receipts[0]!;
+    return c.json({ ...r, legacy: { amount: decimal(r.amount), creator: decimal(r.split.creator), pool: decimal(r.split.pool), fee: decimal(r.split.fee) } }, 201);
+  });
+  app.get('/api/vault_summary', (c) => {
+    const t = vault.totals;
+    return c.json({ entries: t.entries, totals: { amount: decimal(t.amount.toString()), creator: decimal(t.creator.toString()), pool: decimal(t.pool.toString()), fee: decimal(t.fee.toString()) } });
+  });
+  app.get('/api/transactions', (c) => {
+    const cursorText = c.req.query('cursor');
+    const before = cursorText === undefined ? undefined : parseSeq(cursorText);
+    if (cursorText !== undefined && before === undefined) return problem(c, 'QUERY_INVALID', 'cursor must be the "next" value of a previous page');
+    const rows = vault.entries({ subject: c.get('identity').subject, before, limit: DEFAULT_LIMIT });
+    return c.json({ transactions: rows.map((r) => eventView(r, options.log)), next: rows.length === DEFAULT_LIMIT ? String(rows[rows.length - 1]!.entry.seq) : null });
+  });
+
   // Known paths with the wrong method: 405, not 404.
-  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/events/:seq/proof', '/v1/checkpoint', '/v1/consistency', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz']) {
+  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/events/:seq/proof', '/v1/checkpoint', '/v1/consistency', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz', '/api/execute_split', '/api/vault_summary', '/api/transactions']) {
     app.all(path, (c) => problem(c, 'METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path}`));
   }
   return app;

@@ -12,9 +12,14 @@ import { devIdentityVerifier } from '../adapters/identity/dev.ts';
 import { signatureVerifier } from '../adapters/identity/signature.ts';
 import { loadSr25519 } from '../adapters/identity/keys.ts';
 import { ReplayStore } from '../sentry/replay.ts';
+import { cloudflareVerifier } from '../adapters/identity/cloudflare.ts';
+import { telegramVerifier } from '../adapters/identity/telegram.ts';
+import { clientAddress, isLoopbackIp } from '../sentry/ingress.ts';
+import { RejectionLog } from '../telemetry/rejections.ts';
+import { Metrics } from '../telemetry/metrics.ts';
 import type { IdentityVerifier } from '../sentry/identity.ts';
 import { fs } from '../runtime/fs.ts';
-import { listen, peerAddress, isLoopback, type Listener } from '../runtime/serve.ts';
+import { listen, peerAddress, type Listener } from '../runtime/serve.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createApp } from './app.ts';
 import { createAdminApp } from './admin.ts';
@@ -69,6 +74,17 @@ export function buildVerifiers(config: Config, dev: boolean, ctx: VerifierContex
     enrolledSets.set(ctx.vault, enrolled);
     verifiers.push(signatureVerifier({ enrollment: sig.enrollment, maxSkewS: sig.max_skew_s, isEnrolled: (did) => enrolled.has(did), replay: ctx.replay }));
   }
+  const cf = config.sentry.cloudflare;
+  if (cf) {
+    if (!cf.team_domain || !cf.aud) throw new FailClosedError('[sentry.cloudflare] needs both team_domain and aud; refusing to start half-configured');
+    if (!/^https:\/\/[^/]+$/.test(cf.team_domain.replace(/\/+$/, '')) && !cf.jwks_url) throw new FailClosedError('[sentry.cloudflare] team_domain must be https://<team>.cloudflareaccess.com');
+    verifiers.push(cloudflareVerifier({ teamDomain: cf.team_domain, aud: cf.aud, ...(cf.jwks_url ? { jwksUrl: cf.jwks_url } : {}) }));
+  }
+  const tg = config.sentry.telegram;
+  if (tg) {
+    if (!tg.bot_token || !/^[0-9]+:[A-Za-z0-9_-]{20,}$/.test(tg.bot_token)) throw new FailClosedError('[sentry.telegram] needs a bot_token ("<id>:<secret>"); refusing to start half-configured');
+    verifiers.push(telegramVerifier({ botToken: tg.bot_token, maxAgeS: tg.max_age_s ?? 3600 }));
+  }
   if (verifiers.length === 0) {
     throw new FailClosedError('no identity method is configured; refusing to start an open node (enable [sentry.signatures] or use --dev)');
   }
@@ -112,15 +128,28 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     vault.close();
     throw e;
   }
+  const metrics = new Metrics();
+  const rejections = new RejectionLog();
   const committer = new GroupCommitter(vault, {
     integrate: (leaves, count) => log.tree.integrate(leaves, count),
+    onCommitted: (b) => {
+      metrics.eventsBooked.inc(b.entries.length);
+      metrics.batchEvents.observe(b.entries.length);
+      metrics.commitSeconds.observe(b.seconds);
+    },
     onInvariantViolation: (e) => logger.error('split_invariant_violated', { amount: e.amount, detail: e.message }),
   });
   const startedAt = Date.now();
 
+  const believe = clientAddress({ mode: config.ingress.mode, trustedProxies: config.ingress.trusted_proxies });
   const peer = (c: Context) => {
-    const address = peerAddress(c);
-    return { clientIp: address, loopback: isLoopback(address) };
+    const socket = peerAddress(c);
+    const headers = c.req.raw.headers;
+    const clientIp = believe(socket, headers);
+    // Loopback means the request really started on this machine: a local
+    // tunnel or proxy also connects from loopback, so forwarded requests never count.
+    const forwarded = headers.has('cf-connecting-ip') || headers.has('x-forwarded-for') || headers.has('forwarded');
+    return { clientIp, loopback: isLoopbackIp(socket) && isLoopbackIp(clientIp) && !forwarded };
   };
   const app = createApp({
     vault,
@@ -130,7 +159,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     node: { origin: config.node.origin, keyName: config.node.origin, publicKey: Buffer.from(nodeKey.publicKey).toString('base64'), verifierKey: verifierKey(config.node.origin, nodeKey.publicKey) },
     bodyLimitBytes: config.limits.body_bytes,
     peer,
-    onRejection: (r) => logger.warn('sentry_rejection', { ...r }),
+    onRejection: (r) => {
+      logger.warn('sentry_rejection', { ...r });
+      metrics.rejections.inc({ code: r.code });
+      rejections.add(r);
+    },
+    rateLimits: { perIp: config.limits.rate_per_ip, perIdentity: config.limits.rate_per_identity },
     onError: (e, c) => logger.error('request_failed', { route: `${c.req.method} ${c.req.path}`, error: (e as Error)?.stack ?? String(e) }),
     ready: () => {
       try {
@@ -146,6 +180,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     token: adminToken,
     vault,
     log,
+    rejections,
+    metrics: async () => {
+      metrics.ledgerEntries.set(vault.size);
+      metrics.checkpointSize.set(log.latest()?.size ?? 0);
+      return { text: await metrics.text(), contentType: metrics.contentType };
+    },
     onDevicesChanged: () => {
       enrolled.clear();
       for (const d of vault.devices()) enrolled.add(d.did);

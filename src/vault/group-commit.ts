@@ -60,6 +60,8 @@ export class StorageError extends Error {
 export interface CommittedBatch {
   firstSeq: number;
   entries: readonly PreparedEntry[];
+  /** Transaction time, fsync included. */
+  seconds: number;
 }
 
 export interface GroupCommitOptions {
@@ -244,6 +246,7 @@ export class GroupCommitter {
     if (prepared.length > 0 || nonces.length > 0) {
       const leaves = prepared.length > 0 ? leafHashes(prepared.map((pe) => encoder.encode(pe.canonical))) : EMPTY;
       for (let i = 0; i < prepared.length; i++) prepared[i]!.leaf = leaves.subarray(i * 32, i * 32 + 32);
+      const t0 = performance.now();
       try {
         vault.transaction(() => {
           vault.appendEntries(prepared);
@@ -257,7 +260,7 @@ export class GroupCommitter {
         for (const plan of plans) if (plan.outcome) plan.p.resolve(plan.outcome);
         return;
       }
-      if (prepared.length > 0) this.#options.onCommitted?.({ firstSeq, entries: prepared });
+      if (prepared.length > 0) this.#options.onCommitted?.({ firstSeq, entries: prepared, seconds: (performance.now() - t0) / 1000 });
     }
 
     // Map each plan's slots to receipts: stored (earlier), fresh (now), or a
