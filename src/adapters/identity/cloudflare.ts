@@ -21,7 +21,8 @@ export interface CloudflareOptions {
 
 export function cloudflareVerifier(options: CloudflareOptions): IdentityVerifier {
   const issuer = options.teamDomain.replace(/\/+$/, '');
-  const jwks = createRemoteJWKSet(new URL(options.jwksUrl ?? `${issuer}/cdn-cgi/access/certs`), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+  // Unknown kids refetch at most once a second (cooldown), cached keys live 10 minutes.
+  const jwks = createRemoteJWKSet(new URL(options.jwksUrl ?? `${issuer}/cdn-cgi/access/certs`), { timeoutDuration: 5000, cooldownDuration: 1000, cacheMaxAge: 10 * 60_000 });
   return {
     method: 'cloudflare',
     applies: (f) => f.request.headers.has(CF_HEADER),
