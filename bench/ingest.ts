@@ -8,7 +8,8 @@
  *   npm run bench -- --seconds 10
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dataDir as dataDirOf, initDataDir } from '../src/config/datadir.ts';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,10 @@ function startProcess(args: string[]): Promise<{ proc: ChildProcess; port: numbe
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'nexus-bench-'));
+// The default limits (200 req/s per IP) would cap the run; raise them as an operator would for a load test.
+initDataDir(dataDirOf(dataDir));
+const cfgFile = join(dataDir, 'nexus.toml');
+writeFileSync(cfgFile, readFileSync(cfgFile, 'utf8').replace('rate_per_identity = 1000', 'rate_per_identity = 1000000').replace('rate_per_ip = 200', 'rate_per_ip = 1000000'));
 const ceiling = await startProcess(['--import', 'tsx', join(root, 'bench/hello-server.ts')]);
 // The bundle is what operators run; build it first (npm install does).
 const bundle = join(root, 'dist/nexus.mjs');

@@ -20,8 +20,8 @@ export interface LoadOptions {
   concurrency: number;
   seconds: number;
   eventsPerRequest: number;
-  /** Makes request i: path, headers, body. */
-  request: (i: number) => { path: string; headers: Record<string, string>; body: string };
+  /** Makes request i: path, headers, body; undefined ends the run (pre-signed requests used up). */
+  request: (i: number) => { path: string; headers: Record<string, string>; body: string | Uint8Array } | undefined;
   expectStatus?: number;
 }
 
@@ -40,6 +40,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   await Promise.all(Array.from({ length: o.concurrency }, async () => {
     while (performance.now() < deadline) {
       const req = o.request(i++);
+      if (!req) return;
       const t0 = performance.now();
       try {
         const res = await pool.request({ method: 'POST', path: req.path, headers: req.headers, body: req.body });

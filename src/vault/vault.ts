@@ -166,10 +166,13 @@ export class Vault {
     const s = this.#s;
     const credited = new Map<string, { amount: bigint; events: number }>();
     const t = { ...this.#totals };
+    let lastEvidence: Uint8Array | undefined;
     for (const p of batch) {
       const e = p.entry;
       if (e.seq !== this.#size) throw new Error(`seq ${e.seq} does not continue the ledger at ${this.#size}`);
-      s.evidence.run(p.evidenceHash, p.evidence);
+      // A batch shares one evidence: insert it once, not once per row.
+      if (p.evidenceHash !== lastEvidence) s.evidence.run(p.evidenceHash, p.evidence);
+      lastEvidence = p.evidenceHash;
       s.insert.run(e.seq, e.subject, e.ref, p.canonical, p.leaf, p.evidenceHash);
       this.#size++;
       const c = credited.get(e.beneficiary) ?? { amount: 0n, events: 0 };

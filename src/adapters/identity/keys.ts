@@ -237,16 +237,27 @@ export function algForKey(type: KeyType): SignatureAlg {
   return type === 'ed25519' ? 'ed25519' : type === 'sr25519' ? 'sr25519' : 'secp256k1-keccak';
 }
 
+const signingKeys = new Map<string, nodeCrypto.KeyObject | Uint8Array>();
+
 /** Signs a message with a key file's secret under its type's algorithm. */
 export async function signWithKey(key: KeyFile, message: Uint8Array): Promise<Uint8Array> {
   const seed = new Uint8Array(Buffer.from(key.secret, 'hex'));
+  const cacheKey = `${key.type}:${key.secret}`;
   if (key.type === 'ed25519') {
-    const priv = nodeCrypto.createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
+    let priv = signingKeys.get(cacheKey) as nodeCrypto.KeyObject | undefined;
+    if (!priv) {
+      priv = nodeCrypto.createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
+      signingKeys.set(cacheKey, priv);
+    }
     return new Uint8Array(nodeCrypto.sign(null, message, priv));
   }
   if (key.type === 'sr25519') {
     await loadSr25519();
-    const pair = polkadot!.sr25519KeypairFromSeed(seed);
+    let pair = signingKeys.get(cacheKey) as Uint8Array | undefined;
+    if (!pair) {
+      pair = polkadot!.sr25519KeypairFromSeed(seed);
+      signingKeys.set(cacheKey, pair);
+    }
     return polkadot!.sr25519Sign(pair.slice(64), pair.slice(0, 64), message);
   }
   const rec = secp256k1.sign(keccak_256(message), seed, { prehash: false, format: 'recovered' });
