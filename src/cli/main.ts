@@ -19,6 +19,7 @@ import { TransparencyLog } from '../log/log.ts';
 import { auditVault } from '../log/audit.ts';
 import { verifyProofBundle, parseVerifierKey, type ProofBundle } from '../log/verify.ts';
 import { nodeSigner } from '../server/node.ts';
+import { buildAnchorAdapters } from '../adapters/anchor/registry.ts';
 
 class UsageError extends Error {}
 
@@ -178,10 +179,44 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  anchor: {
+    summary: 'anchor receipts per checkpoint and chain (status), or retry the failed ones now (retry)',
+    usage: 'nexus anchor status|retry [--data DIR]',
+    options: { ...COMMON },
+    async run(values, positionals) {
+      const action = positionals[0];
+      if (action !== 'status' && action !== 'retry') throw new UsageError('anchor status | anchor retry');
+      const d = resolveData(values);
+      const runtime = readRuntime(d);
+      const auth = { authorization: `Bearer ${loadAdminToken(d)}` };
+      if (runtime) {
+        const res = await fetch(`${adminUrl(runtime)}/v1/admin/anchors${action === 'retry' ? '/retry' : ''}`, { method: action === 'retry' ? 'POST' : 'GET', headers: auth }).catch(() => undefined);
+        if (res) {
+          const body = await res.json() as { anchors?: Array<Record<string, unknown>>; retried?: number };
+          if (action === 'retry') stdoutLine(`${body.retried} failed receipt(s) queued for retry now`);
+          else printAnchors(body.anchors ?? []);
+          return res.ok ? 0 : 1;
+        }
+      }
+      if (action === 'retry') {
+        stderrLine('nexus anchor retry: the node is not running (failed anchors are retried when it starts)');
+        return 1;
+      }
+      const off = await openOffline(d);
+      try {
+        const db = off.vault.database.prepare('SELECT size, chain, adapter, state, tx, block, confirmations, attempts, error FROM anchors ORDER BY size DESC, chain LIMIT 200');
+        printAnchors(db.all((s) => ({ size: s.int(0), chain: s.text(1), adapter: s.text(2), state: s.text(3), tx: s.textOrNull(4), block: s.isNull(5) ? null : s.int(5), confirmations: s.isNull(6) ? null : s.int(6), attempts: s.int(7), error: s.textOrNull(8) })));
+        db.finalize();
+      } finally {
+        off.close();
+      }
+      return 0;
+    },
+  },
   verify: {
     summary: 'full offline audit of a stopped node: integrity, leaves, tree, checkpoints, splits, totals',
-    usage: 'nexus verify [--data DIR]',
-    options: { ...COMMON },
+    usage: 'nexus verify [--anchors] [--data DIR]',
+    options: { ...COMMON, anchors: { type: 'boolean' } },
     async run(values) {
       const d = resolveData(values);
       if (!fs.existsSync(d.vaultFile)) {
@@ -199,6 +234,7 @@ const commands: Record<string, Command> = {
           return 1;
         }
         stdoutLine(`OK: ${report.entries} entries, ${report.checkpoints} checkpoints, tree and signatures verified`);
+        if (values.anchors) return await verifyAnchors(off.vault, off.log, off.config, d);
         return 0;
       } finally {
         off.close();
@@ -295,6 +331,51 @@ async function openOffline(d: DataDir): Promise<{ vault: Vault; log: Transparenc
   const vault = await Vault.open(d.vaultFile);
   const log = new TransparencyLog(vault, config.node.origin, nodeSigner(config.node.origin, loadNodeKey(d)));
   return { vault, log, config, close: () => vault.close() };
+}
+
+function printAnchors(rows: Array<Record<string, unknown>>): void {
+  if (rows.length === 0) {
+    stdoutLine('no anchors yet');
+    return;
+  }
+  for (const r of rows) {
+    stdoutLine([r.size, r.chain, r.state, r.tx ?? '-', r.block ?? '-', r.confirmations ?? '-', r.error ?? ''].join('\t'));
+  }
+}
+
+/** Re-reads every confirmed receipt from its chain (or file) and checks the payload. */
+async function verifyAnchors(vault: Vault, log: TransparencyLog, config: Config, d: DataDir): Promise<number> {
+  const adapters = new Map(buildAnchorAdapters(config.anchors, d.dir).map((a) => [a.chain, a]));
+  const stmt = vault.database.prepare("SELECT size, chain, adapter, state, tx, block, confirmations, nonce, attempts, error FROM anchors WHERE state = 'confirmed' ORDER BY size");
+  const rows = stmt.all((s) => ({ size: s.int(0), chain: s.text(1), adapter: s.text(2), state: 'confirmed' as const, tx: s.textOrNull(4), block: s.isNull(5) ? null : s.int(5), confirmations: s.isNull(6) ? null : s.int(6), nonce: s.isNull(7) ? null : s.int(7), attempts: s.int(8), error: s.textOrNull(9) }));
+  stmt.finalize();
+  let bad = 0;
+  for (const row of rows) {
+    const adapter = adapters.get(row.chain);
+    const cp = log.checkpoint(row.size);
+    let ok = false;
+    let why = '';
+    if (!adapter) why = 'no adapter configured for this chain';
+    else if (!cp) why = 'checkpoint missing';
+    else {
+      try {
+        ok = await adapter.verify(row, { size: cp.size, note: cp.note });
+        if (!ok) why = 'payload not found on chain';
+      } catch (e) {
+        why = (e as Error).message;
+      }
+    }
+    if (!ok) {
+      bad++;
+      stderrLine(`FAIL anchor ${row.size} ${row.chain} ${row.tx ?? ''}: ${why}`);
+    }
+  }
+  if (bad > 0) {
+    stderrLine(`nexus verify --anchors: ${bad} of ${rows.length} receipts do not check out`);
+    return 1;
+  }
+  stdoutLine(`OK: ${rows.length} anchor receipts re-read and matched`);
+  return 0;
 }
 
 function nodeUrl(d: DataDir): string {

@@ -11,6 +11,7 @@ import { parseDid } from '../adapters/identity/keys.ts';
 import type { Vault } from '../vault/vault.ts';
 import type { TransparencyLog } from '../log/log.ts';
 import type { RejectionLog } from '../telemetry/rejections.ts';
+import type { Anchorer } from '../adapters/anchor/anchorer.ts';
 import { checkpointView, parseSeq, proofResponse } from './app.ts';
 
 /** Bearer-token guard; the hashes make the comparison length-independent. */
@@ -30,6 +31,7 @@ export interface AdminOptions {
   token: string;
   vault: Vault;
   log: TransparencyLog;
+  anchors: Anchorer;
   rejections: RejectionLog;
   metrics: () => Promise<{ text: string; contentType: string }>;
   onDevicesChanged: () => void;
@@ -48,6 +50,12 @@ export function createAdminApp(options: AdminOptions): Hono {
   app.get('/metrics', async (c) => {
     const m = await options.metrics();
     return c.body(m.text, 200, { 'content-type': m.contentType });
+  });
+  app.get('/v1/admin/anchors', (c) => c.json({ anchors: options.anchors.rows() }));
+  app.post('/v1/admin/anchors/retry', async (c) => {
+    const retried = options.anchors.retryFailed();
+    void options.anchors.tick();
+    return c.json({ retried });
   });
   app.get('/v1/admin/rejections', (c) => {
     const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 100) || 100));

@@ -17,6 +17,7 @@ import type { IdentityVerifier } from '../sentry/identity.ts';
 import { parseEventBody, parseJson } from './event-body.ts';
 import { parseLegacyAmount } from '../brain/amount.ts';
 import { RateLimiter } from '../sentry/rate-limit.ts';
+import type { Anchorer } from '../adapters/anchor/anchorer.ts';
 import { NotCheckpointedError, type TransparencyLog } from '../log/log.ts';
 import { problem, ProblemError } from './problem.ts';
 
@@ -33,6 +34,7 @@ export interface NodeInfo {
 export interface AppOptions {
   vault: Vault;
   log: TransparencyLog;
+  anchors: Anchorer;
   committer: GroupCommitter;
   verifiers: readonly IdentityVerifier[];
   node: NodeInfo;
@@ -140,6 +142,13 @@ export function createApp(options: AppOptions): Hono<Env> {
     const cp = options.log.latest();
     if (!cp) return problem(c, 'NOT_FOUND', 'no checkpoint yet');
     return c.text(cp.note, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+  });
+  app.get('/v1/anchors', (c) => {
+    const sizeText = c.req.query('size');
+    if (sizeText === undefined) return c.json({ anchors: options.anchors.receipts() });
+    const size = parseSeq(sizeText);
+    if (size === undefined) return problem(c, 'QUERY_INVALID', 'size must be a checkpoint size');
+    return c.json({ anchors: options.anchors.receipts(size) });
   });
   app.get('/v1/consistency', (c) => {
     const from = parseSeq(c.req.query('from'));
@@ -276,6 +285,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       totals: { amount: t.amount.toString(), creator: t.creator.toString(), pool: t.pool.toString(), fee: t.fee.toString() },
       policy: formatPolicy(vault.policy),
       checkpoint: checkpointView(options.log),
+      anchors: options.anchors.summary(),
     });
   });
 
@@ -305,7 +315,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   // Known paths with the wrong method: 405, not 404.
-  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/events/:seq/proof', '/v1/checkpoint', '/v1/consistency', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz', '/api/execute_split', '/api/vault_summary', '/api/transactions']) {
+  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/events/:seq/proof', '/v1/checkpoint', '/v1/consistency', '/v1/anchors', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz', '/api/execute_split', '/api/vault_summary', '/api/transactions']) {
     app.all(path, (c) => problem(c, 'METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path}`));
   }
   return app;

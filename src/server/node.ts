@@ -17,6 +17,8 @@ import { telegramVerifier } from '../adapters/identity/telegram.ts';
 import { clientAddress, isLoopbackIp } from '../sentry/ingress.ts';
 import { RejectionLog } from '../telemetry/rejections.ts';
 import { Metrics } from '../telemetry/metrics.ts';
+import { Anchorer } from '../adapters/anchor/anchorer.ts';
+import { buildAnchorAdapters, AnchorConfigError } from '../adapters/anchor/registry.ts';
 import type { IdentityVerifier } from '../sentry/identity.ts';
 import { fs } from '../runtime/fs.ts';
 import { listen, peerAddress, type Listener } from '../runtime/serve.ts';
@@ -45,6 +47,7 @@ export interface RunningNode {
   adminPort: number;
   vault: Vault;
   log: TransparencyLog;
+  anchorer: Anchorer;
   stop(): Promise<void>;
 }
 
@@ -119,6 +122,16 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     vault.close();
     throw e;
   }
+  let anchorer: Anchorer;
+  try {
+    const adapters = buildAnchorAdapters(config.anchors, data.dir);
+    anchorer = new Anchorer({ vault, log, adapters, intervalS: config.anchoring.interval_s, logger });
+    log.anchorsFor = (size) => anchorer.receipts(size);
+  } catch (e) {
+    vault.close();
+    if (e instanceof AnchorConfigError) throw new FailClosedError(e.message);
+    throw e;
+  }
   const replay = new ReplayStore();
   replay.load(vault.liveNonces(Date.now()));
   let verifiers: IdentityVerifier[];
@@ -155,6 +168,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     vault,
     committer,
     log,
+    anchors: anchorer,
     verifiers,
     node: { origin: config.node.origin, keyName: config.node.origin, publicKey: Buffer.from(nodeKey.publicKey).toString('base64'), verifierKey: verifierKey(config.node.origin, nodeKey.publicKey) },
     bodyLimitBytes: config.limits.body_bytes,
@@ -180,6 +194,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     token: adminToken,
     vault,
     log,
+    anchors: anchorer,
     rejections,
     metrics: async () => {
       metrics.ledgerEntries.set(vault.size);
@@ -214,6 +229,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   };
   const checkpointTimer = setInterval(cutCheckpoint, config.log.checkpoint_interval_ms);
   checkpointTimer.unref?.();
+  anchorer.start();
   logger.info('node_started', { origin: config.node.origin, entries: vault.size, port: publicListener.port, adminPort: adminListener.port });
 
   let stopping: Promise<void> | undefined;
@@ -222,6 +238,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     adminPort: adminListener.port,
     vault,
     log,
+    anchorer,
     stop() {
       stopping ??= (async () => {
         // Stop taking connections, let in-flight requests reach the committer,
@@ -232,6 +249,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         await committer.close();
         clearInterval(checkpointTimer);
         cutCheckpoint();
+        await anchorer.stop();
         vault.close();
         logger.info('node_stopped', { entries: vault.size });
       })();

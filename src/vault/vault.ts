@@ -12,7 +12,7 @@ import { parseCanonicalEntry, type LedgerEntry } from '../brain/entry.ts';
 import { Database, type Statement } from './sqlite.ts';
 import { acquirePidLock, type PidLock } from './pid-lock.ts';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const MIGRATIONS: readonly string[] = [
   // 1: ledger, evidence, derived aggregates.
@@ -41,6 +41,14 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
    CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, ts INTEGER NOT NULL);
    INSERT INTO meta (key, value) VALUES ('tree_size', '0');`,
+  // 4: anchor receipts, one durable state machine per (checkpoint size, chain).
+  `CREATE TABLE anchors (
+     size INTEGER NOT NULL, chain TEXT NOT NULL, adapter TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('queued', 'submitted', 'confirmed', 'failed')),
+     tx TEXT, block INTEGER, confirmations INTEGER, nonce INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt INTEGER NOT NULL DEFAULT 0, submitted_at INTEGER, error TEXT, updated_at INTEGER NOT NULL,
+     PRIMARY KEY (size, chain)) WITHOUT ROWID;
+   CREATE INDEX anchors_state ON anchors(state, next_attempt);`,
 ];
 
 export interface Device {
