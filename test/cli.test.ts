@@ -165,3 +165,38 @@ test('the first five minutes: start, keygen, device add, send, proof, verify-pro
   // Offline: proof straight from the stopped node's vault.
   assert.equal((await runCli(['proof', '0', '--data', data, '--out', join(tmp.dir, 'p2.json')])).code, 0);
 });
+
+test('start --daemon, status, logs, export, stop: the controller that replaces start_nexus.bat', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const data = join(tmp.dir, 'd');
+  const started = await runCli(['start', '--daemon', '--data', data, '--port', '0', '--admin-port', '0', '--dev']);
+  assert.equal(started.code, 0, started.stderr);
+  const { port, pid } = JSON.parse(started.stdout) as { port: number; pid: number };
+  t.after(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* stopped */ } });
+  for (let i = 0; i < 4; i++) {
+    const r = await fetch(`http://127.0.0.1:${port}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-nexus-dev-identity': 'd' }, body: JSON.stringify({ amount: String(i + 1) }) });
+    assert.equal(r.status, 201);
+  }
+  const st = await runCli(['status', '--json', '--data', data]);
+  assert.equal(st.code, 0);
+  const status = JSON.parse(st.stdout);
+  assert.equal(status.running, true);
+  assert.equal(status.pid, pid);
+  assert.equal(status.entries, 4);
+  const exp = await runCli(['export', '--data', data]);
+  const lines = exp.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.seq), [0, 1, 2, 3]);
+  assert.equal(lines[2].entry.amount, '3');
+  const logs = await runCli(['logs', '--data', data]);
+  assert.ok(logs.stdout.split('\n').filter(Boolean).every((l) => typeof JSON.parse(l).event === 'string'));
+  assert.match(logs.stdout, /"event":"node_started"/);
+  const stop = await runCli(['stop', '--data', data]);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.match(stop.stdout, /stopped \(pid \d+\)/);
+  assert.equal((await runCli(['status', '--data', data])).code, 3);
+  assert.match(readFileSync(join(data, 'logs', 'nexus.log'), 'utf8'), /"event":"node_stopped","entries":4/);
+  const offline = await runCli(['export', '--data', data, '--out', join(tmp.dir, 'x.jsonl')]);
+  assert.equal(offline.code, 0);
+  assert.equal(readFileSync(join(tmp.dir, 'x.jsonl'), 'utf8').trim().split('\n').length, 4);
+});

@@ -19,6 +19,8 @@ import { TransparencyLog } from '../log/log.ts';
 import { auditVault } from '../log/audit.ts';
 import { verifyProofBundle, parseVerifierKey, type ProofBundle } from '../log/verify.ts';
 import { nodeSigner } from '../server/node.ts';
+import { exportLine } from '../server/admin.ts';
+import { spawnDetached } from '../runtime/process.ts';
 import { buildAnchorAdapters } from '../adapters/anchor/registry.ts';
 
 class UsageError extends Error {}
@@ -63,13 +65,50 @@ function effectiveConfig(d: DataDir, values: Record<string, string | boolean | u
   return config;
 }
 
-function fileLogger(d: DataDir): Logger {
+const LOG_MAX_BYTES = 10 * 1024 * 1024;
+const LOG_KEEP = 5;
+
+/** JSON lines to stdout and to logs/nexus.log, rotated at 10 MiB (nexus.log.1 … .5). */
+function fileLogger(d: DataDir, toStdout = true): Logger {
   fs.mkdirSync(d.logDir, { recursive: true });
   const file = path.join(d.logDir, 'nexus.log');
+  let size = fs.existsSync(file) ? fs.statSync(file).size : 0;
+  const rotate = () => {
+    for (let i = LOG_KEEP - 1; i >= 1; i--) {
+      if (fs.existsSync(`${file}.${i}`)) fs.renameSync(`${file}.${i}`, `${file}.${i + 1}`);
+    }
+    if (fs.existsSync(file)) fs.renameSync(file, `${file}.1`);
+    size = 0;
+  };
   return jsonLogger([
-    (line) => stdoutLine(line),
-    (line) => fs.appendFileSync(file, `${line}\n`),
+    ...(toStdout ? [(line: string) => stdoutLine(line)] : []),
+    (line: string) => {
+      if (size + line.length + 1 > LOG_MAX_BYTES) rotate();
+      fs.appendFileSync(file, `${line}\n`);
+      size += Buffer.byteLength(line) + 1;
+    },
   ]);
+}
+
+function logFile(d: DataDir): string {
+  return path.join(d.logDir, 'nexus.log');
+}
+
+/** Is a process with this pid alive? */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The argv that re-runs this program (node script, or a single executable) with `args`. */
+function selfCommand(args: string[]): { file: string; args: string[] } {
+  const sea = (process as { getBuiltinModule?: (m: string) => { isSea?: () => boolean } | undefined }).getBuiltinModule?.('node:sea');
+  if (sea?.isSea?.()) return { file: process.execPath, args };
+  return { file: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] };
 }
 
 const commands: Record<string, Command> = {
@@ -87,26 +126,33 @@ const commands: Record<string, Command> = {
   },
   start: {
     summary: 'run the node in the foreground (initialises an empty data directory first)',
-    usage: 'nexus start [--data DIR] [--config FILE] [--host H] [--port N] [--admin-port N] [--dev]',
-    options: { ...COMMON, host: { type: 'string' }, port: { type: 'string' }, 'admin-port': { type: 'string' }, dev: { type: 'boolean' } },
+    usage: 'nexus start [--daemon] [--data DIR] [--config FILE] [--host H] [--port N] [--admin-port N] [--dev]',
+    options: { ...COMMON, host: { type: 'string' }, port: { type: 'string' }, 'admin-port': { type: 'string' }, dev: { type: 'boolean' }, daemon: { type: 'boolean' } },
     async run(values) {
       const d = resolveData(values);
       initDataDir(d);
       const config = effectiveConfig(d, values);
+      if (values.daemon) return startDaemon(d);
       const logger = fileLogger(d);
-      const node = await startNode({ data: d, config, dev: values.dev === true, logger });
+      let requestStop: () => void = () => {};
+      const node = await startNode({ data: d, config, dev: values.dev === true, logger, onShutdownRequest: () => requestStop() });
       writeFileDurable(d.pidFile, `${process.pid}\n`, 0o644);
       const runtime: RuntimeInfo = { pid: process.pid, host: config.listen.host, port: node.port, adminHost: config.listen.admin_host, adminPort: node.adminPort, startedAt: new Date().toISOString() };
       writeFileDurable(runtimeFile(d), `${JSON.stringify(runtime)}\n`, 0o644);
       stdoutLine(JSON.stringify({ event: 'listening', port: node.port, adminPort: node.adminPort }));
       await new Promise<void>((resolve) => {
-        onShutdownSignal((signal) => {
-          logger.info('shutdown', { signal });
+        let stopping = false;
+        const stop = (reason: string) => {
+          if (stopping) return;
+          stopping = true;
+          logger.info('shutdown', { reason });
           node.stop().then(resolve, (e) => {
             logger.error('shutdown_failed', { error: String(e) });
             resolve();
           });
-        });
+        };
+        onShutdownSignal((signal) => stop(signal));
+        requestStop = () => stop('admin');
       });
       fs.rmSync(d.pidFile, { force: true });
       fs.rmSync(runtimeFile(d), { force: true });
@@ -176,6 +222,159 @@ const commands: Record<string, Command> = {
       }
       stdoutLine(`OK: event ${bundle.index} is in the log ${verdict.origin} at size ${bundle.treeSize}, checkpoint signed by ${verdict.verifierKey}${trusted ? ' (trusted key)' : ''}`);
       stdoutLine(`anchors: ${bundle.anchors?.length ? bundle.anchors.map((a) => `${a.chain} ${a.state}${a.tx ? ` ${a.tx}` : ''}`).join(', ') : 'none in this bundle'}`);
+      return 0;
+    },
+  },
+  stop: {
+    summary: 'stop the running node gracefully (drain, checkpoint, close the vault)',
+    usage: 'nexus stop [--data DIR] [--timeout SECONDS]',
+    options: { ...COMMON, timeout: { type: 'string' } },
+    async run(values) {
+      const d = resolveData(values);
+      const runtime = readRuntime(d);
+      const pidText = fs.existsSync(d.pidFile) ? fs.readFileSync(d.pidFile, 'utf8').trim() : undefined;
+      const pid = runtime?.pid ?? (pidText ? Number(pidText) : undefined);
+      if (!pid || !alive(pid)) {
+        stdoutLine('not running');
+        return 0;
+      }
+      // The admin API works the same on every OS; a signal is the fallback.
+      const asked = runtime && await fetch(`${adminUrl(runtime)}/v1/admin/shutdown`, { method: 'POST', headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).then((r) => r.ok, () => false);
+      if (!asked) process.kill(pid, 'SIGTERM');
+      const deadline = Date.now() + Number(values.timeout ?? 30) * 1000;
+      while (alive(pid)) {
+        if (Date.now() > deadline) {
+          stderrLine(`nexus stop: process ${pid} still running after ${values.timeout ?? 30} s`);
+          return 1;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      stdoutLine(`stopped (pid ${pid})`);
+      return 0;
+    },
+  },
+  status: {
+    summary: 'is the node running: pid, ports, entries, latest checkpoint, anchor state, uptime',
+    usage: 'nexus status [--data DIR] [--json]',
+    options: { ...COMMON, json: { type: 'boolean' } },
+    async run(values) {
+      const d = resolveData(values);
+      const runtime = readRuntime(d);
+      const res = runtime && alive(runtime.pid)
+        ? await fetch(`${adminUrl(runtime)}/v1/admin/status`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch(() => undefined)
+        : undefined;
+      if (!res || !res.ok) {
+        if (values.json) stdoutLine(JSON.stringify({ running: false }));
+        else stdoutLine(`stopped (data ${d.dir})`);
+        return 3;
+      }
+      const st = await res.json() as Record<string, any>;
+      if (values.json) {
+        stdoutLine(JSON.stringify({ running: true, ...st }));
+        return 0;
+      }
+      stdoutLine([
+        `running   pid ${st.pid}, up ${st.uptimeS} s`,
+        `listen    public ${publicUrl(runtime!)}  admin ${adminUrl(runtime!)}`,
+        `origin    ${st.origin}`,
+        `entries   ${st.entries}`,
+        `checkpt   ${st.checkpoint ? `size ${st.checkpoint.size} at ${new Date(st.checkpoint.ts).toISOString()}` : 'none'}`,
+        ...Object.entries(st.anchors ?? {}).map(([chain, a]: [string, any]) => `anchor    ${chain}: ${a.state} (size ${a.size})${a.error ? ` — ${a.error}` : ''}`),
+      ].join('\n'));
+      return 0;
+    },
+  },
+  logs: {
+    summary: 'print the node log (JSON lines); -f follows it',
+    usage: 'nexus logs [-f] [--data DIR]',
+    options: { ...COMMON, follow: { type: 'boolean', short: 'f' } },
+    async run(values) {
+      const d = resolveData(values);
+      const file = logFile(d);
+      if (!fs.existsSync(file)) {
+        stderrLine(`nexus logs: no log at ${file}`);
+        return 1;
+      }
+      let pos = 0;
+      const dump = () => {
+        const size = fs.statSync(file).size;
+        if (size < pos) pos = 0; // rotated
+        if (size === pos) return;
+        const fd = fs.openSync(file, 'r');
+        try {
+          const buf = Buffer.alloc(size - pos);
+          fs.readSync(fd, buf, 0, buf.length, pos);
+          process.stdout.write(buf);
+        } finally {
+          fs.closeSync(fd);
+        }
+        pos = size;
+      };
+      dump();
+      if (!values.follow) return 0;
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          try {
+            dump();
+          } catch {
+            // the file is being rotated; try again on the next tick
+          }
+        }, 250);
+        onShutdownSignal(() => {
+          clearInterval(timer);
+          resolve();
+        });
+      });
+      return 0;
+    },
+  },
+  export: {
+    summary: 'export the ledger as JSONL ({seq, leaf, entry}), from the running node or the stopped vault',
+    usage: 'nexus export [--out FILE] [--from SEQ] [--data DIR]',
+    options: { ...COMMON, out: { type: 'string' }, from: { type: 'string' } },
+    async run(values) {
+      const d = resolveData(values);
+      const from = Number(values.from ?? 0);
+      if (!Number.isSafeInteger(from) || from < 0) throw new UsageError('--from takes a seq');
+      const out = typeof values.out === 'string' ? fs.openSync(values.out, 'w', 0o644) : 1;
+      const write = (text: string) => {
+        const b = Buffer.from(text);
+        let done = 0;
+        while (done < b.length) done += fs.writeSync(out, b, done);
+      };
+      const bar = progressBar('export');
+      let n = 0;
+      try {
+        const runtime = readRuntime(d);
+        const res = runtime && alive(runtime.pid)
+          ? await fetch(`${adminUrl(runtime)}/v1/admin/export?from=${from}`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch(() => undefined)
+          : undefined;
+        if (res?.ok && res.body) {
+          const total = ((await (await fetch(`${adminUrl(runtime!)}/v1/admin/status`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } })).json()) as { entries: number }).entries;
+          const decoder = new TextDecoder();
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            const text = decoder.decode(chunk, { stream: true });
+            n += text.split('\n').length - 1;
+            write(text);
+            bar(n, total);
+          }
+        } else {
+          const off = await openOffline(d);
+          try {
+            for (const row of off.vault.scan(from)) {
+              write(`${exportLine(row)}\n`);
+              if (++n % 4096 === 0) bar(n, off.vault.size);
+            }
+            bar(n, off.vault.size);
+          } finally {
+            off.close();
+          }
+        }
+      } finally {
+        bar.end();
+        if (out !== 1) fs.closeSync(out);
+      }
+      if (typeof values.out === 'string') stdoutLine(`exported ${n} entries to ${values.out}`);
       return 0;
     },
   },
@@ -331,6 +530,32 @@ async function openOffline(d: DataDir): Promise<{ vault: Vault; log: Transparenc
   const vault = await Vault.open(d.vaultFile);
   const log = new TransparencyLog(vault, config.node.origin, nodeSigner(config.node.origin, loadNodeKey(d)));
   return { vault, log, config, close: () => vault.close() };
+}
+
+/** `start --daemon`: the same start in a detached child, logging to the data directory. */
+async function startDaemon(d: DataDir): Promise<number> {
+  const running = readRuntime(d);
+  if (running && alive(running.pid)) {
+    stderrLine(`nexus: already running as pid ${running.pid}`);
+    return 1;
+  }
+  fs.rmSync(runtimeFile(d), { force: true });
+  const args = argv().filter((a) => a !== '--daemon');
+  const cmd = selfCommand(args);
+  const out = fs.openSync(path.join(d.logDir, 'daemon.out'), 'a');
+  const child = spawnDetached(cmd.file, cmd.args, out);
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const r = readRuntime(d);
+    if (r && r.pid === child) {
+      stdoutLine(JSON.stringify({ event: 'listening', port: r.port, adminPort: r.adminPort, pid: r.pid }));
+      return 0;
+    }
+    if (!alive(child)) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  stderrLine(`nexus: the node did not start; see ${path.join(d.logDir, 'daemon.out')}`);
+  return 1;
 }
 
 function printAnchors(rows: Array<Record<string, unknown>>): void {

@@ -1,5 +1,6 @@
 /** Process-level facts and hooks (argv, env, signals, exit), behind one seam. */
 import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
 
 export { parseArgs };
 
@@ -46,4 +47,11 @@ export function stdoutLine(line: string): void {
 
 export function stderrLine(line: string): void {
   process.stderr.write(`${line}\n`);
+}
+
+/** Starts a detached background process with stdout/stderr to `fd`; returns its pid. */
+export function spawnDetached(file: string, args: string[], fd: number): number {
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], windowsHide: true });
+  child.unref();
+  return child.pid!;
 }

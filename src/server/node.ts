@@ -40,6 +40,8 @@ export interface NodeOptions {
   config: Config;
   dev: boolean;
   logger: Logger;
+  /** `POST /v1/admin/shutdown` (how `nexus stop` stops a node gracefully on every OS). */
+  onShutdownRequest?: () => void;
 }
 
 export interface RunningNode {
@@ -205,7 +207,17 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       enrolled.clear();
       for (const d of vault.devices()) enrolled.add(d.did);
     },
-    status: () => ({ pid: process.pid, entries: vault.size, uptimeS: Math.round((Date.now() - startedAt) / 1000) }),
+    status: () => ({
+      pid: process.pid,
+      origin: config.node.origin,
+      entries: vault.size,
+      checkpoint: log.latest() ? { size: log.latest()!.size, ts: log.latest()!.ts } : null,
+      anchors: anchorer.summary(),
+      uptimeS: Math.round((Date.now() - startedAt) / 1000),
+      port: publicListener?.port,
+      adminPort: adminListener?.port,
+    }),
+    shutdown: () => options.onShutdownRequest?.(),
   });
 
   let publicListener: Listener | undefined;
