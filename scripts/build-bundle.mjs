@@ -1,6 +1,8 @@
-// Bundles the CLI into dist/nexus.mjs (ESM, for `npx nexus` and Deno) with the
-// SQLite WASM embedded: src/runtime/assets.ts is swapped for a module that
-// imports the bytes through esbuild's binary loader.
+// Bundles the CLI with esbuild, WASM embedded (src/runtime/assets.ts is swapped
+// for a module that imports the SQLite wasm through esbuild's binary loader):
+//   dist/nexus.mjs  ESM, for `npx nexus` in a checkout and for Deno
+//   dist/nexus.cjs  CommonJS, the entry of the single executables (Node SEA
+//                   takes one CJS file, no top-level await)
 import { build } from 'esbuild';
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -23,17 +25,29 @@ const embedAssets = {
   },
 };
 
-mkdirSync(join(root, 'dist'), { recursive: true });
-await build({
+const common = {
   entryPoints: [join(root, 'src/cli/main.ts')],
-  outfile: join(root, 'dist/nexus.mjs'),
   bundle: true,
   platform: 'node',
-  format: 'esm',
   target: 'node20',
   loader: { '.wasm': 'binary' },
   plugins: [embedAssets],
+  logLevel: 'error',
+  legalComments: 'none',
+};
+
+mkdirSync(join(root, 'dist'), { recursive: true });
+await build({
+  ...common,
+  outfile: join(root, 'dist/nexus.mjs'),
+  format: 'esm',
   banner: { js: "import { createRequire as __nexusCreateRequire } from 'node:module'; const require = __nexusCreateRequire(import.meta.url);" },
-  logLevel: 'warning',
 });
-console.log('bundle: dist/nexus.mjs');
+await build({
+  ...common,
+  outfile: join(root, 'dist/nexus.cjs'),
+  format: 'cjs',
+  // import.meta.url has no meaning in a CommonJS single executable; nothing on our paths needs it.
+  define: { 'import.meta.url': 'undefined' },
+});
+console.log('bundle: dist/nexus.mjs, dist/nexus.cjs');

@@ -260,8 +260,12 @@ const commands: Record<string, Command> = {
     async run(values) {
       const d = resolveData(values);
       const runtime = readRuntime(d);
-      const res = runtime && alive(runtime.pid)
-        ? await fetch(`${adminUrl(runtime)}/v1/admin/status`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch(() => undefined)
+      // The admin API answering is the truth (a pid check alone is not, e.g. under wine).
+      const res = runtime
+        ? await fetch(`${adminUrl(runtime)}/v1/admin/status`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch((e) => {
+          if (env('NEXUS_DEBUG')) stderrLine(String(e?.cause ?? e));
+          return undefined;
+        })
         : undefined;
       if (!res || !res.ok) {
         if (values.json) stdoutLine(JSON.stringify({ running: false }));
