@@ -139,6 +139,29 @@ test('a node restarted with a transaction in flight follows that transaction, it
   assert.equal(Number(await slow.rpc('eth_getTransactionCount', [ANVIL_ADDRESS, 'latest'])), 1, 'exactly one transaction was sent');
 });
 
+test('a transaction stuck past stuck_after_s is replaced with the same nonce and a higher gas price', async (t) => {
+  const slow = await startAnvil(9990, { noMining: true });
+  t.after(() => slow.stop());
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const node = await anchoredNode(tmp.dir, (key) => [{ type: 'evm', chain: 'peaq-agung', rpc_url: slow.url, key_file: key, stuck_after_s: 1 }]);
+  t.after(() => node.stop());
+  await devPost(`${node.url}/v1/events`, { amount: '1' });
+  const cp = node.log.cut()!;
+  await until(node, () => states(node, cp.size)['eip155:9990'] === 'submitted');
+  const first = node.anchorer.rows()[0]!;
+  await new Promise((r) => setTimeout(r, 1200));
+  await until(node, () => node.anchorer.rows()[0]!.tx !== first.tx);
+  const second = node.anchorer.rows()[0]!;
+  assert.equal(second.nonce, first.nonce, 'the replacement reuses the nonce');
+  const [a, b] = await Promise.all([slow.rpc('eth_getTransactionByHash', [first.tx]), slow.rpc('eth_getTransactionByHash', [second.tx])]);
+  assert.ok(BigInt(b.gasPrice) > BigInt(a?.gasPrice ?? 0), 'with a higher gas price');
+  await slow.rpc('evm_mine');
+  await until(node, () => states(node, cp.size)['eip155:9990'] === 'confirmed');
+  assert.equal(node.anchorer.rows()[0]!.tx, second.tx);
+  assert.equal(Number(await slow.rpc('eth_getTransactionCount', [ANVIL_ADDRESS, 'latest'])), 1, 'one transaction mined for the checkpoint');
+});
+
 test('wrong chain id and an empty account fail with a clear error, and the node keeps booking', async (t) => {
   const tmp = tempDir();
   t.after(tmp.cleanup);

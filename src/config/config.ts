@@ -14,6 +14,8 @@ export interface AnchorConfig {
   rpc_url?: string;
   key_file?: string;
   confirmations?: number;
+  /** Replace a transaction still unmined after this many seconds (same nonce, higher gas price). */
+  stuck_after_s?: number;
 }
 
 export interface RouteConfig {
@@ -112,7 +114,7 @@ const SCHEMA: Shape = {
   limits: { body_bytes: 'int', rate_per_identity: 'int', rate_per_ip: 'int' },
   log: { checkpoint_interval_ms: 'int' },
   anchoring: { interval_s: 'int' },
-  anchors: [{ type: 'string', path: 'string', chain: 'string', chain_id: 'int', rpc_url: 'string', key_file: 'string', confirmations: 'int' }],
+  anchors: [{ type: 'string', path: 'string', chain: 'string', chain_id: 'int', rpc_url: 'string', key_file: 'string', confirmations: 'int', stuck_after_s: 'int' }],
   routes: [{ prefix: 'string', upstream: 'string', strip_prefix: 'bool' }],
 };
 

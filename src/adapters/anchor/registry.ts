@@ -32,7 +32,12 @@ export function buildAnchorAdapters(anchors: readonly AnchorConfig[], dataDir: s
       if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new AnchorConfigError(`${where}: ${keyFile} must hold a 0x-prefixed 32-byte hex private key`);
       const confirmations = a.confirmations ?? 1;
       if (!(confirmations >= 1)) throw new AnchorConfigError(`${where}: confirmations must be at least 1`);
-      adapter = evmAnchor({ chainId, rpcUrl: a.rpc_url, privateKey: key as `0x${string}`, confirmations, ...(preset ? { name: preset.name } : {}) });
+      if (a.stuck_after_s !== undefined && !(a.stuck_after_s >= 1)) throw new AnchorConfigError(`${where}: stuck_after_s must be at least 1`);
+      adapter = evmAnchor({
+        chainId, rpcUrl: a.rpc_url, privateKey: key as `0x${string}`, confirmations,
+        ...(a.stuck_after_s ? { stuckAfterMs: a.stuck_after_s * 1000 } : {}),
+        ...(preset ? { name: preset.name } : {}),
+      });
     }
     if (chains.has(adapter.chain)) throw new AnchorConfigError(`${where}: ${adapter.chain} is configured twice`);
     chains.add(adapter.chain);
