@@ -22,6 +22,8 @@ export interface RouteConfig {
   prefix: string;
   upstream: string;
   strip_prefix: boolean;
+  /** Time until the upstream's response headers (default 30 s); 504 after it. */
+  timeout_ms?: number;
 }
 
 export interface Config {
@@ -115,7 +117,7 @@ const SCHEMA: Shape = {
   log: { checkpoint_interval_ms: 'int' },
   anchoring: { interval_s: 'int' },
   anchors: [{ type: 'string', path: 'string', chain: 'string', chain_id: 'int', rpc_url: 'string', key_file: 'string', confirmations: 'int', stuck_after_s: 'int' }],
-  routes: [{ prefix: 'string', upstream: 'string', strip_prefix: 'bool' }],
+  routes: [{ prefix: 'string', upstream: 'string', strip_prefix: 'bool', timeout_ms: 'int' }],
 };
 
 function lineOf(text: string, key: string): string {
@@ -202,7 +204,8 @@ export function parseConfig(text: string, file: string, fallbackOrigin: string):
     a.type = oneOf(a.type, ['file', 'evm'] as const, `anchors[${i}].type`, file);
   });
   cfg.routes.forEach((r, i) => {
-    if (!r.prefix?.startsWith('/')) throw new ConfigError(`${file}: "routes[${i}].prefix" must start with "/"`);
+    if (!r.prefix?.startsWith('/') || r.prefix === '/') throw new ConfigError(`${file}: "routes[${i}].prefix" must start with "/" and not be "/" alone`);
+    if (/^\/(v1|api|healthz|readyz|metrics)(\/|$)/.test(r.prefix)) throw new ConfigError(`${file}: "routes[${i}].prefix" ${r.prefix} would shadow the node's own API`);
     if (!/^https?:\/\//.test(r.upstream ?? '')) throw new ConfigError(`${file}: "routes[${i}].upstream" must be an http(s) URL`);
     r.strip_prefix ??= false;
   });

@@ -16,6 +16,7 @@ export interface DataDir {
   vaultFile: string;
   pidFile: string;
   logDir: string;
+  proxyKeyFile: string;
 }
 
 export function dataDir(dir?: string, configFile?: string): DataDir {
@@ -28,6 +29,7 @@ export function dataDir(dir?: string, configFile?: string): DataDir {
     vaultFile: path.join(root, 'vault.db'),
     pidFile: path.join(root, 'nexus.pid'),
     logDir: path.join(root, 'logs'),
+    proxyKeyFile: path.join(root, 'proxy.key'),
   };
 }
 
@@ -54,6 +56,10 @@ export function initDataDir(d: DataDir): string[] {
     writeFileDurable(d.tokenFile, `${Buffer.from(randomBytes(32)).toString('base64url')}\n`, 0o600);
     created.push(d.tokenFile);
   }
+  if (!fs.existsSync(d.proxyKeyFile)) {
+    writeFileDurable(d.proxyKeyFile, `${Buffer.from(randomBytes(32)).toString('base64url')}\n`, 0o600);
+    created.push(d.proxyKeyFile);
+  }
   if (!fs.existsSync(d.configFile)) {
     const origin = `nexus.local/${Buffer.from(loadNodeKey(d).publicKey.subarray(0, 6)).toString('hex')}`;
     writeFileDurable(d.configFile, defaultConfigText(origin), 0o644);
@@ -77,4 +83,11 @@ export function loadAdminToken(d: DataDir): string {
 
 export function loadConfig(d: DataDir): Config {
   return parseConfig(fs.readFileSync(d.configFile, 'utf8'), d.configFile, 'nexus.local/node');
+}
+
+/** The HMAC key of X-Nexus-Attestation: the text of proxy.key (shared with the upstreams). */
+export function loadProxyKey(d: DataDir): string {
+  const key = fs.readFileSync(d.proxyKeyFile, 'utf8').trim();
+  if (key.length < 32) throw new Error(`${d.proxyKeyFile} holds no usable proxy key`);
+  return key;
 }

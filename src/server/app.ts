@@ -18,6 +18,7 @@ import { parseEventBody, parseJson } from './event-body.ts';
 import { parseLegacyAmount } from '../brain/amount.ts';
 import { RateLimiter } from '../sentry/rate-limit.ts';
 import type { Anchorer } from '../adapters/anchor/anchorer.ts';
+import { forward, UpstreamError, type ProxyRoute } from '../gateway/proxy.ts';
 import { NotCheckpointedError, type TransparencyLog } from '../log/log.ts';
 import { problem, ProblemError } from './problem.ts';
 
@@ -46,9 +47,11 @@ export interface AppOptions {
   ready?: () => boolean;
   /** Requests per second per client IP and per identity (429 + Retry-After past them). */
   rateLimits?: { perIp: number; perIdentity: number };
+  /** Reverse-proxy routes, forwarded after the Sentry (SPEC §7). */
+  proxy?: { routes: readonly ProxyRoute[]; key: string; timeoutMs: number };
 }
 
-type Env = { Variables: SentryVariables };
+type Env = { Variables: SentryVariables & { buffered?: boolean } };
 
 const MAX_LIMIT = 500;
 const DEFAULT_LIMIT = 50;
@@ -313,6 +316,40 @@ export function createApp(options: AppOptions): Hono<Env> {
     const rows = vault.entries({ subject: c.get('identity').subject, before, limit: DEFAULT_LIMIT });
     return c.json({ transactions: rows.map((r) => eventView(r, options.log)), next: rows.length === DEFAULT_LIMIT ? String(rows[rows.length - 1]!.entry.seq) : null });
   });
+
+  // --- the verifying reverse proxy -------------------------------------------------
+  // A signed request's body is read (bounded) so its Content-Digest can be
+  // checked; any other body streams to the upstream untouched.
+  const proxyBody: MiddlewareHandler<Env> = async (c, next) => {
+    if (c.req.raw.headers.has('signature-input') || c.req.raw.headers.has('signature')) {
+      return readBody(c, async () => {
+        c.set('body', new Uint8Array(await c.req.arrayBuffer()));
+        c.set('buffered', true);
+        await next();
+      });
+    }
+    c.set('body', new Uint8Array(0));
+    await next();
+  };
+  for (const route of options.proxy?.routes ?? []) {
+    const prefix = route.prefix.replace(/\/+$/, '');
+    const handler: MiddlewareHandler<Env> = async (c) => {
+      try {
+        return await forward(c, {
+          route,
+          key: options.proxy!.key,
+          subject: c.get('identity').subject,
+          clientIp: options.peer(c).clientIp,
+          ...(c.get('buffered') ? { body: c.get('body') } : {}),
+          timeoutMs: options.proxy!.timeoutMs,
+        });
+      } catch (e) {
+        if (e instanceof UpstreamError) return problem(c, e.kind === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', e.message);
+        throw e;
+      }
+    };
+    for (const path of [prefix, `${prefix}/*`]) app.all(path, perIp, proxyBody, guard, perIdentity, durableNonce, handler);
+  }
 
   // Known paths with the wrong method: 405, not 404.
   for (const path of ['/v1/events', '/v1/events/:seq', '/v1/events/:seq/proof', '/v1/checkpoint', '/v1/consistency', '/v1/anchors', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz', '/api/execute_split', '/api/vault_summary', '/api/transactions']) {

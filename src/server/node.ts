@@ -5,7 +5,7 @@
  */
 import type { Context } from 'hono';
 import type { Config } from '../config/config.ts';
-import { loadAdminToken, loadNodeKey, type DataDir } from '../config/datadir.ts';
+import { loadAdminToken, loadNodeKey, loadProxyKey, type DataDir } from '../config/datadir.ts';
 import { Vault } from '../vault/vault.ts';
 import { GroupCommitter } from '../vault/group-commit.ts';
 import { devIdentityVerifier } from '../adapters/identity/dev.ts';
@@ -181,6 +181,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       rejections.add(r);
     },
     rateLimits: { perIp: config.limits.rate_per_ip, perIdentity: config.limits.rate_per_identity },
+    proxy: {
+      routes: config.routes.map((r) => ({ prefix: r.prefix, upstream: r.upstream, stripPrefix: r.strip_prefix, ...(r.timeout_ms ? { timeoutMs: r.timeout_ms } : {}) })),
+      key: loadProxyKey(data),
+      timeoutMs: 30_000,
+    },
     onError: (e, c) => logger.error('request_failed', { route: `${c.req.method} ${c.req.path}`, error: (e as Error)?.stack ?? String(e) }),
     ready: () => {
       try {

@@ -28,6 +28,8 @@ export const PROBLEMS = {
   UNSUPPORTED_MEDIA_TYPE: [415, 'The body must be application/json'],
   RATE_LIMITED: [429, 'Too many requests'],
   SPLIT_INVARIANT: [500, 'The split invariant failed; nothing was written'],
+  UPSTREAM_UNAVAILABLE: [502, 'The upstream service of this route is unreachable'],
+  UPSTREAM_TIMEOUT: [504, 'The upstream service of this route did not answer in time'],
   INTERNAL: [500, 'The node failed while handling this request'],
   STORAGE_UNAVAILABLE: [503, 'The vault could not durably write; nothing was acknowledged'],
 } as const satisfies Record<string, readonly [number, string]>;
