@@ -21,6 +21,7 @@ import { verifyProofBundle, parseVerifierKey, type ProofBundle } from '../log/ve
 import { nodeSigner } from '../server/node.ts';
 import { exportLine } from '../server/admin.ts';
 import { spawnDetached } from '../runtime/process.ts';
+import { TunnelSupervisor, findExecutable, INSTALL_HINTS, type TunnelKind } from '../gateway/tunnel.ts';
 import { buildAnchorAdapters } from '../adapters/anchor/registry.ts';
 
 class UsageError extends Error {}
@@ -274,7 +275,7 @@ const commands: Record<string, Command> = {
       }
       const st = await res.json() as Record<string, any>;
       if (values.json) {
-        stdoutLine(JSON.stringify({ running: true, ...st }));
+        stdoutLine(JSON.stringify({ running: true, ...st, tunnel: readTunnel(d) }));
         return 0;
       }
       stdoutLine([
@@ -283,6 +284,7 @@ const commands: Record<string, Command> = {
         `origin    ${st.origin}`,
         `entries   ${st.entries}`,
         `checkpt   ${st.checkpoint ? `size ${st.checkpoint.size} at ${new Date(st.checkpoint.ts).toISOString()}` : 'none'}`,
+        ...tunnelLine(d),
         ...Object.entries(st.anchors ?? {}).map(([chain, a]: [string, any]) => `anchor    ${chain}: ${a.state} (size ${a.size})${a.error ? ` — ${a.error}` : ''}`),
       ].join('\n'));
       return 0;
@@ -379,6 +381,44 @@ const commands: Record<string, Command> = {
         if (out !== 1) fs.closeSync(out);
       }
       if (typeof values.out === 'string') stdoutLine(`exported ${n} entries to ${values.out}`);
+      return 0;
+    },
+  },
+  tunnel: {
+    summary: 'run and supervise cloudflared or ngrok in front of the node; shows the public URL',
+    usage: 'nexus tunnel cloudflared|ngrok [--binary PATH] [--port N] [--data DIR]',
+    options: { ...COMMON, binary: { type: 'string' }, port: { type: 'string' } },
+    async run(values, positionals) {
+      const kind = positionals[0] as TunnelKind;
+      if (kind !== 'cloudflared' && kind !== 'ngrok') throw new UsageError('tunnel cloudflared | tunnel ngrok');
+      const binary = findExecutable((values.binary as string | undefined) ?? kind);
+      if (!binary) {
+        stderrLine(`nexus: ${kind} not found: ${INSTALL_HINTS[kind]}`);
+        return 2;
+      }
+      const d = resolveData(values);
+      const runtime = readRuntime(d);
+      const port = intFlag(values.port, 'port') ?? runtime?.port ?? loadConfig(d).listen.port;
+      const config = loadConfig(d);
+      if (kind === 'cloudflared' && config.ingress.mode !== 'cloudflare') {
+        stderrLine('nexus: note: set [ingress] mode = "cloudflare" so client addresses come from Cf-Connecting-IP');
+      }
+      const stateFile = path.join(d.dir, 'tunnel.json');
+      const logger = fileLogger(d, false);
+      const supervisor = new TunnelSupervisor({
+        kind,
+        binary,
+        localUrl: `http://127.0.0.1:${port}`,
+        onState: (st) => {
+          writeFileDurable(stateFile, `${JSON.stringify(st)}\n`, 0o644);
+          if (st.url) stdoutLine(JSON.stringify({ event: 'tunnel', kind, url: st.url }));
+          logger.info('tunnel_state', { ...st });
+        },
+      });
+      supervisor.start();
+      await new Promise<void>((resolve) => onShutdownSignal(() => resolve()));
+      supervisor.stop();
+      fs.rmSync(stateFile, { force: true });
       return 0;
     },
   },
@@ -560,6 +600,21 @@ async function startDaemon(d: DataDir): Promise<number> {
   }
   stderrLine(`nexus: the node did not start; see ${path.join(d.logDir, 'daemon.out')}`);
   return 1;
+}
+
+/** The supervised tunnel's state (tunnel.json), when `nexus tunnel` is running. */
+function readTunnel(d: DataDir): { kind: string; url: string | null; pid: number | null; restarts: number } | null {
+  try {
+    const t = JSON.parse(fs.readFileSync(path.join(d.dir, 'tunnel.json'), 'utf8'));
+    return t.pid && !alive(t.pid) ? null : t;
+  } catch {
+    return null;
+  }
+}
+
+function tunnelLine(d: DataDir): string[] {
+  const t = readTunnel(d);
+  return t ? [`tunnel    ${t.kind}: ${t.url ?? 'starting…'} (restarts ${t.restarts})`] : [];
 }
 
 function printAnchors(rows: Array<Record<string, unknown>>): void {

@@ -1,6 +1,8 @@
 /** Process-level facts and hooks (argv, env, signals, exit), behind one seam. */
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export { spawn, type ChildProcess };
 
 export { parseArgs };
 
