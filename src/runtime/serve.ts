@@ -38,8 +38,11 @@ export function listen(fetch: Fetch, host: string, port: number): Promise<Listen
         port: info.port,
         host,
         close: () => new Promise<void>((done) => {
+          const http = server as unknown as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
           server.close(() => done());
-          (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+          http.closeIdleConnections?.();
+          // Long-lived responses (the dashboard's event stream) would hold the close forever.
+          setTimeout(() => http.closeAllConnections?.(), 2000).unref();
         }),
       });
     });

@@ -4,7 +4,10 @@
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import { sha256, timingSafeEqual } from '../runtime/crypto.ts';
+import { getCookie, setCookie } from 'hono/cookie';
+import { streamSSE } from 'hono/streaming';
+import { randomBytes, sha256, timingSafeEqual } from '../runtime/crypto.ts';
+import { Dashboard, type DashboardData } from '../dashboard/page.tsx';
 import { problem } from './problem.ts';
 import { parseJson } from './event-body.ts';
 import { parseDid } from '../adapters/identity/keys.ts';
@@ -14,15 +17,44 @@ import type { RejectionLog } from '../telemetry/rejections.ts';
 import type { Anchorer } from '../adapters/anchor/anchorer.ts';
 import { checkpointView, parseSeq, proofResponse } from './app.ts';
 
-/** Bearer-token guard; the hashes make the comparison length-independent. */
-export const adminAuth = (token: string): MiddlewareHandler => {
+const SESSION_COOKIE = 'nexus_session';
+const SESSION_TTL_MS = 12 * 3600_000;
+
+/** Dashboard sessions: random ids in memory (a restart logs everyone out). */
+class Sessions {
+  readonly #ids = new Map<string, number>();
+
+  create(): string {
+    const id = Buffer.from(randomBytes(32)).toString('base64url');
+    this.#ids.set(id, Date.now() + SESSION_TTL_MS);
+    return id;
+  }
+
+  valid(id: string | undefined): boolean {
+    if (!id) return false;
+    const until = this.#ids.get(id);
+    if (until === undefined) return false;
+    if (until < Date.now()) {
+      this.#ids.delete(id);
+      return false;
+    }
+    return true;
+  }
+}
+
+/** Constant-time check of a presented admin token (hashing makes it length-independent). */
+function tokenMatches(presented: string, expected: Uint8Array): boolean {
+  return timingSafeEqual(sha256(presented), expected);
+}
+
+/** Bearer token, or the dashboard's session cookie. */
+export const adminAuth = (token: string, sessions?: Sessions): MiddlewareHandler => {
   const expected = sha256(token);
   return async function adminAuth(c, next) {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m || !timingSafeEqual(sha256(m[1]!), expected)) {
-      return problem(c, 'UNAUTHENTICATED', 'the admin API needs "Authorization: Bearer <admin.token>"');
-    }
+    const ok = m ? tokenMatches(m[1]!, expected) : sessions?.valid(getCookie(c, SESSION_COOKIE)) === true;
+    if (!ok) return problem(c, 'UNAUTHENTICATED', 'the admin API needs "Authorization: Bearer <admin.token>"');
     await next();
   };
 };
@@ -38,6 +70,24 @@ function* takeRows(vault: Vault, from: number, n: number) {
     if (i++ >= n) return;
     yield row;
   }
+}
+
+function dashboardData(o: AdminOptions): DashboardData {
+  const t = o.vault.totals;
+  return {
+    origin: o.log.origin,
+    totals: { entries: t.entries, amount: t.amount.toString(), creator: t.creator.toString(), pool: t.pool.toString(), fee: t.fee.toString() },
+    events: o.vault.entries({ limit: 20 }).map((s) => ({
+      seq: s.entry.seq, ts: s.entry.ts, subject: s.entry.subject, beneficiary: s.entry.beneficiary, amount: s.entry.amount.toString(),
+      creator: s.entry.split.creator.toString(), pool: s.entry.split.pool.toString(), fee: s.entry.split.fee.toString(),
+    })),
+    checkpoints: o.log.checkpoints(Number.MAX_SAFE_INTEGER, 10).map((cp) => ({
+      size: cp.size, ts: cp.ts, root: Buffer.from(cp.root).toString('hex'),
+      anchors: o.anchors.receipts(cp.size).map((a) => ({ chain: a.chain, state: a.state, tx: a.tx ?? null })),
+    })),
+    rejections: o.rejections.list(50),
+    rejectionsTotal: o.rejections.total,
+  };
 }
 
 export interface AdminOptions {
@@ -58,7 +108,34 @@ export function createAdminApp(options: AdminOptions): Hono {
   const app = new Hono({ strict: true });
   app.use('*', secureHeaders());
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.use('*', adminAuth(options.token));
+
+  // The dashboard: GET /?token=… logs a browser in once (HttpOnly, SameSite=Strict cookie).
+  const sessions = new Sessions();
+  const expected = sha256(options.token);
+  app.get('/', async (c) => {
+    const presented = c.req.query('token');
+    if (presented !== undefined) {
+      if (!tokenMatches(presented, expected)) return c.html('<!doctype html><title>Nexus</title><p>Wrong admin token.</p>', 401);
+      setCookie(c, SESSION_COOKIE, sessions.create(), { httpOnly: true, sameSite: 'Strict', path: '/', maxAge: SESSION_TTL_MS / 1000, secure: new URL(c.req.url).protocol === 'https:' });
+      return c.redirect('/', 302);
+    }
+    if (!sessions.valid(getCookie(c, SESSION_COOKIE))) {
+      return c.html('<!doctype html><title>Nexus</title><p>Log in once with <code>/?token=&lt;admin.token&gt;</code> (the file in the data directory).</p>', 401);
+    }
+    const nonce = Buffer.from(randomBytes(16)).toString('base64');
+    c.header('content-security-policy', `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`);
+    c.header('cache-control', 'no-store');
+    return c.html(`<!doctype html>${await Dashboard({ data: dashboardData(options), nonce })}`);
+  });
+  app.use('*', adminAuth(options.token, sessions));
+  app.get('/events/rejections', (c) => streamSSE(c, async (stream) => {
+    const unsubscribe = options.rejections.subscribe((r) => void stream.writeSSE({ event: 'rejection', data: JSON.stringify(r) }));
+    const heartbeat = setInterval(() => void stream.writeSSE({ event: 'ping', data: '' }), 15_000);
+    await new Promise<void>((resolve) => stream.onAbort(resolve));
+    clearInterval(heartbeat);
+    unsubscribe();
+  }));
+  app.get('/v1/admin/dashboard', (c) => c.json(dashboardData(options)));
   app.get('/v1/admin/status', (c) => c.json(options.status()));
 
   app.post('/v1/admin/shutdown', (c) => {

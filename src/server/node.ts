@@ -206,6 +206,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     metrics: async () => {
       metrics.ledgerEntries.set(vault.size);
       metrics.checkpointSize.set(log.latest()?.size ?? 0);
+      metrics.anchorReceipts.reset();
+      for (const r of anchorer.counts()) metrics.anchorReceipts.set({ chain: r.chain, state: r.state }, r.n);
       return { text: await metrics.text(), contentType: metrics.contentType };
     },
     onDevicesChanged: () => {

@@ -49,6 +49,7 @@ export class Anchorer {
       confirmed: db.prepare("UPDATE anchors SET state = 'confirmed', tx = coalesce(?, tx), block = ?, confirmations = ?, error = NULL, updated_at = ? WHERE size = ? AND chain = ?"),
       failed: db.prepare("UPDATE anchors SET state = 'failed', attempts = attempts + 1, error = ?, next_attempt = ?, updated_at = ? WHERE size = ? AND chain = ?"),
       deferred: db.prepare('UPDATE anchors SET error = ?, next_attempt = ?, updated_at = ? WHERE size = ? AND chain = ?'),
+      counts: db.prepare('SELECT chain, state, count(*) FROM anchors GROUP BY chain, state'),
       retry: db.prepare("UPDATE anchors SET next_attempt = 0 WHERE state = 'failed'"),
     };
   }
@@ -89,6 +90,11 @@ export class Anchorer {
   /** Full rows, for `anchor status` and `verify --anchors`. */
   rows(limit = 200): Row[] {
     return this.#s.all!.all(readRow, limit);
+  }
+
+  /** Receipt counts by chain and state (metrics). */
+  counts(): Array<{ chain: string; state: string; n: number }> {
+    return this.#s.counts!.all((s) => ({ chain: s.text(0), state: s.text(1), n: s.int(2) }));
   }
 
   /** Per chain: the newest row's state (for /v1/summary). */
