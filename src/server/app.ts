@@ -19,6 +19,8 @@ import { parseLegacyAmount } from '../brain/amount.ts';
 import { RateLimiter } from '../sentry/rate-limit.ts';
 import type { Anchorer } from '../adapters/anchor/anchorer.ts';
 import { forward, UpstreamError, type ProxyRoute } from '../gateway/proxy.ts';
+import { ApiDocs, documented, EVENT_BODY_SCHEMA, ref } from './openapi.ts';
+import { ApiReference } from './docs-page.tsx';
 import { NotCheckpointedError, type TransparencyLog } from '../log/log.ts';
 import { problem, ProblemError } from './problem.ts';
 
@@ -132,28 +134,30 @@ export function createApp(options: AppOptions): Hono<Env> {
     return problem(c, 'INTERNAL');
   });
   app.notFound((c) => problem(c, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`));
+  const docs = new ApiDocs();
+  const route = documented(app, docs);
 
   // --- public, unauthenticated -------------------------------------------------
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', (c) => {
+  route({ method: 'get', path: '/healthz', summary: 'Liveness', tag: 'node', auth: false, responses: { 200: { description: 'alive' } } }, (c) => c.json({ status: 'ok' }));
+  route({ method: 'get', path: '/readyz', summary: 'Readiness: vault writable, WASM loaded', tag: 'node', auth: false, responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } }, (c) => {
     const checks = { vault: !committer.closed && (options.ready?.() ?? true), wasm: hotpathReady() };
     const ok = checks.vault && checks.wasm;
     return c.json({ status: ok ? 'ready' : 'not ready', checks }, ok ? 200 : 503);
   });
-  app.get('/v1/node', (c) => c.json({ ...options.node, policy: formatPolicy(vault.policy), version: VERSION }));
-  app.get('/v1/checkpoint', (c) => {
+  route({ method: 'get', path: '/v1/node', summary: 'Origin, checkpoint key and policy of this node', tag: 'log', auth: false, responses: { 200: { description: 'node identity' } } }, (c) => c.json({ ...options.node, policy: formatPolicy(vault.policy), version: VERSION }));
+  route({ method: 'get', path: '/v1/checkpoint', summary: 'The latest signed checkpoint (C2SP tlog-checkpoint)', tag: 'log', auth: false, responses: { 200: { description: 'signed note', contentType: 'text/plain', schema: { type: 'string' } } } }, (c) => {
     const cp = options.log.latest();
     if (!cp) return problem(c, 'NOT_FOUND', 'no checkpoint yet');
     return c.text(cp.note, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
   });
-  app.get('/v1/anchors', (c) => {
+  route({ method: 'get', path: '/v1/anchors', summary: 'Anchor receipts (newest first, or of one checkpoint size)', tag: 'log', auth: false, query: { size: { schema: { type: 'integer' }, description: 'checkpoint size' } }, responses: { 200: { description: 'receipts', schema: { type: 'object', properties: { anchors: { type: 'array', items: ref('AnchorReceipt') } } } } } }, (c) => {
     const sizeText = c.req.query('size');
     if (sizeText === undefined) return c.json({ anchors: options.anchors.receipts() });
     const size = parseSeq(sizeText);
     if (size === undefined) return problem(c, 'QUERY_INVALID', 'size must be a checkpoint size');
     return c.json({ anchors: options.anchors.receipts(size) });
   });
-  app.get('/v1/consistency', (c) => {
+  route({ method: 'get', path: '/v1/consistency', summary: 'RFC 9162 consistency proof between two tree sizes', tag: 'log', auth: false, query: { from: { schema: { type: 'integer', minimum: 1 }, description: 'older size' }, to: { schema: { type: 'integer' }, description: 'newer size' } }, responses: { 200: { description: 'proof', schema: { type: 'object', properties: { from: { type: 'integer' }, to: { type: 'integer' }, proof: { type: 'array', items: { type: 'string' } } } } } } }, (c) => {
     const from = parseSeq(c.req.query('from'));
     const to = parseSeq(c.req.query('to'));
     const size = options.log.tree.size;
@@ -219,7 +223,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     }
   };
 
-  app.post('/v1/events', perIp, readBody, jsonBody, guard, perIdentity, async (c) => {
+  route({ method: 'post', path: '/v1/events', summary: 'Book one event or a batch (all-or-nothing), durably', tag: 'events', auth: true, body: EVENT_BODY_SCHEMA, responses: { 201: { description: 'booked; the rows are on disk', schema: { oneOf: [ref('Receipt'), { type: 'object', properties: { receipts: { type: 'array', items: ref('Receipt') } } }] } }, 200: { description: 'every ref was booked before: the first receipts' } } }, perIp, readBody, jsonBody, guard, perIdentity, async (c) => {
     const identity = c.get('identity');
     const json = decodeJson(c);
     const { events, batch } = parseEventBody(json, identity.subject, c.req.header('idempotency-key') ?? null);
@@ -244,7 +248,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.get('/v1/*', perIp, readGuard, guard, perIdentity, durableNonce);
   app.get('/api/*', perIp, readGuard, guard, perIdentity, durableNonce);
 
-  app.get('/v1/events/:seq', (c) => {
+  route({ method: 'get', path: '/v1/events/:seq', summary: 'One event (its subject or beneficiary only)', tag: 'events', auth: true, responses: { 200: { description: 'the event', schema: ref('EventView') } } }, (c) => {
     const seq = parseSeq(c.req.param('seq'));
     if (seq === undefined) return problem(c, 'SEQ_INVALID');
     const stored = vault.entry(seq);
@@ -252,7 +256,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json(eventView(stored, options.log));
   });
 
-  app.get('/v1/events/:seq/proof', (c) => {
+  route({ method: 'get', path: '/v1/events/:seq/proof', summary: 'Proof bundle of an event against a signed checkpoint', tag: 'log', auth: true, query: { size: { schema: { type: 'integer' }, description: 'checkpoint size (default: latest)' } }, responses: { 200: { description: 'proof bundle', schema: ref('ProofBundle') } } }, (c) => {
     const seq = parseSeq(c.req.param('seq'));
     if (seq === undefined) return problem(c, 'SEQ_INVALID');
     const stored = vault.entry(seq);
@@ -260,7 +264,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     return proofResponse(c, options.log, seq, c.req.query('size'));
   });
 
-  app.get('/v1/events', (c) => {
+  route({ method: 'get', path: '/v1/events', summary: 'Your events, newest first, cursor-paginated', tag: 'events', auth: true, query: { cursor: { schema: { type: 'string' }, description: '`next` of the previous page' }, limit: { schema: { type: 'integer', minimum: 1, maximum: 500 }, description: 'page size (default 50)' }, subject: { schema: { type: 'string' }, description: 'must be your own subject' } }, responses: { 200: { description: 'a page', schema: { type: 'object', properties: { events: { type: 'array', items: ref('EventView') }, next: { type: ['string', 'null'] } } } } } }, (c) => {
     const subject = c.req.query('subject') ?? c.get('identity').subject;
     if (subject !== c.get('identity').subject) return problem(c, 'FORBIDDEN', 'an identity may list only its own events');
     const cursorText = c.req.query('cursor');
@@ -274,14 +278,14 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ events: rows.map((r) => eventView(r, options.log)), next });
   });
 
-  app.get('/v1/accounts/:subject', (c) => {
+  route({ method: 'get', path: '/v1/accounts/:subject', summary: 'Creator share credited to a beneficiary (your own)', tag: 'events', auth: true, responses: { 200: { description: 'account' } } }, (c) => {
     const subject = c.req.param('subject');
     if (subject !== c.get('identity').subject) return problem(c, 'FORBIDDEN', 'an identity may read only its own account');
     const a = vault.account(subject);
     return c.json({ subject, credited: a.credited.toString(), events: a.events });
   });
 
-  app.get('/v1/summary', (c) => {
+  route({ method: 'get', path: '/v1/summary', summary: 'Ledger totals, latest checkpoint, anchor state', tag: 'events', auth: true, responses: { 200: { description: 'summary' } } }, (c) => {
     const t = vault.totals;
     return c.json({
       entries: t.entries,
@@ -293,7 +297,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   // --- the original Nexus clients (same Sentry) ---------------------------------
-  app.post('/api/execute_split', perIp, readBody, jsonBody, guard, perIdentity, async (c) => {
+  route({ method: 'post', path: '/api/execute_split', summary: 'Legacy: book {"amount": 12.34} (two decimals → minor units)', tag: 'legacy', auth: true, body: { type: 'object', additionalProperties: false, required: ['amount'], properties: { amount: { type: 'number', exclusiveMinimum: 0 } } }, responses: { 201: { description: 'booked' } } }, perIp, readBody, jsonBody, guard, perIdentity, async (c) => {
     const identity = c.get('identity');
     const json = decodeJson(c) as Record<string, unknown> | null;
     if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ProblemError('BODY_INVALID', 'expected {"amount": 12.34}');
@@ -305,11 +309,11 @@ export function createApp(options: AppOptions): Hono<Env> {
     const r = outcome.receipts[0]!;
     return c.json({ ...r, legacy: { amount: decimal(r.amount), creator: decimal(r.split.creator), pool: decimal(r.split.pool), fee: decimal(r.split.fee) } }, 201);
   });
-  app.get('/api/vault_summary', (c) => {
+  route({ method: 'get', path: '/api/vault_summary', summary: 'Legacy: totals as decimals', tag: 'legacy', auth: true, responses: { 200: { description: 'summary' } } }, (c) => {
     const t = vault.totals;
     return c.json({ entries: t.entries, totals: { amount: decimal(t.amount.toString()), creator: decimal(t.creator.toString()), pool: decimal(t.pool.toString()), fee: decimal(t.fee.toString()) } });
   });
-  app.get('/api/transactions', (c) => {
+  route({ method: 'get', path: '/api/transactions', summary: 'Legacy: your transactions, cursor-paginated', tag: 'legacy', auth: true, query: { cursor: { schema: { type: 'string' }, description: '`next` of the previous page' } }, responses: { 200: { description: 'a page' } } }, (c) => {
     const cursorText = c.req.query('cursor');
     const before = cursorText === undefined ? undefined : parseSeq(cursorText);
     if (cursorText !== undefined && before === undefined) return problem(c, 'QUERY_INVALID', 'cursor must be the "next" value of a previous page');
@@ -351,8 +355,15 @@ export function createApp(options: AppOptions): Hono<Env> {
     for (const path of [prefix, `${prefix}/*`]) app.all(path, perIp, proxyBody, guard, perIdentity, durableNonce, handler);
   }
 
-  // Known paths with the wrong method: 405, not 404.
-  for (const path of ['/v1/events', '/v1/events/:seq', '/v1/events/:seq/proof', '/v1/checkpoint', '/v1/consistency', '/v1/anchors', '/v1/summary', '/v1/accounts/:subject', '/v1/node', '/healthz', '/readyz', '/api/execute_split', '/api/vault_summary', '/api/transactions']) {
+  app.get('/openapi.json', (c) => c.json(docs.document({ title: 'Nexus', version: VERSION, description: 'Sovereign edge gateway: verified ingest, exact splits, a durable vault and a signed Merkle log.' })));
+  app.get('/docs', async (c) => {
+    const nonce = crypto.randomUUID().replaceAll('-', '');
+    c.header('content-security-policy', `default-src 'none'; style-src 'nonce-${nonce}'; base-uri 'none'; frame-ancestors 'none'`);
+    return c.html(`<!doctype html>${await ApiReference({ docs: docs.routes, version: VERSION, nonce })}`);
+  });
+
+  // Known paths with the wrong method: 405, not 404 (the paths come from the registry).
+  for (const path of new Set(docs.routes.map((r) => r.path))) {
     app.all(path, (c) => problem(c, 'METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path}`));
   }
   return app;
