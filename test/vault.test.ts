@@ -1,10 +1,10 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Vault, SCHEMA_VERSION } from '../src/vault/vault.ts';
-import { GroupCommitter, type Submission } from '../src/vault/group-commit.ts';
+import { GroupCommitter, type GroupCommitOptions, type Submission } from '../src/vault/group-commit.ts';
 import { VaultLockedError } from '../src/vault/pid-lock.ts';
 import { Database } from '../src/vault/sqlite.ts';
 import { parsePolicy } from '../src/brain/policy.ts';
@@ -17,6 +17,19 @@ const sub = (subject: string, events: Array<{ amount: bigint; ref?: string | nul
   evidence: enc.encode(`evidence of ${subject}`),
   events: events.map((e) => ({ amount: e.amount, ref: e.ref ?? null, beneficiary: e.beneficiary ?? subject })),
 });
+
+/** A vault in a temp dir with its group committer, closed and removed after the test. */
+async function openCommitter(t: TestContext, options: GroupCommitOptions = {}) {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const vault = await Vault.open(join(tmp.dir, 'vault.db'));
+  const committer = new GroupCommitter(vault, options);
+  t.after(async () => {
+    await committer.close();
+    vault.close();
+  });
+  return { vault, committer };
+}
 
 test('the vault writes a real WAL-mode SQLite file that survives reopen', async (t) => {
   const tmp = tempDir();
@@ -76,15 +89,8 @@ test('a newer schema is refused rather than misread', async (t) => {
 });
 
 test('concurrent submissions share group commits, get gap-free seqs, and each is answered once', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.cleanup);
-  const vault = await Vault.open(join(tmp.dir, 'vault.db'));
   const groups: number[] = [];
-  const committer = new GroupCommitter(vault, { onCommitted: (b) => groups.push(b.entries.length) });
-  t.after(async () => {
-    await committer.close();
-    vault.close();
-  });
+  const { vault, committer } = await openCommitter(t, { onCommitted: (b) => groups.push(b.entries.length) });
   const n = 500;
   const outcomes = await Promise.all(Array.from({ length: n }, (_, i) => committer.submit(sub(`s${i % 7}`, [{ amount: BigInt(i + 1), ref: `r${i}` }]))));
   const seqs = outcomes.map((o) => (o.kind === 'booked' ? o.receipts[0]!.seq : -1)).sort((a, b) => a - b);
@@ -96,14 +102,7 @@ test('concurrent submissions share group commits, get gap-free seqs, and each is
 });
 
 test('idempotency: same subject + ref returns the first receipt, in the same group or later; other values conflict', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.cleanup);
-  const vault = await Vault.open(join(tmp.dir, 'vault.db'));
-  const committer = new GroupCommitter(vault);
-  t.after(async () => {
-    await committer.close();
-    vault.close();
-  });
+  const { vault, committer } = await openCommitter(t);
   // Three concurrent retries of one request land in one group: one booking.
   const [a, b, c] = await Promise.all([1, 2, 3].map(() => committer.submit(sub('dev', [{ amount: 50n, ref: 'x' }]))));
   assert.equal(a!.kind, 'booked');
@@ -147,14 +146,7 @@ test('the pid lock keeps a second writer out and is taken over from a dead owner
 });
 
 test('a storage failure rejects the whole group and leaves the vault consistent', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.cleanup);
-  const vault = await Vault.open(join(tmp.dir, 'vault.db'));
-  const committer = new GroupCommitter(vault);
-  t.after(async () => {
-    await committer.close();
-    vault.close();
-  });
+  const { vault, committer } = await openCommitter(t);
   await committer.submit(sub('a', [{ amount: 1n }]));
   // Make the next insert fail inside the transaction (a trigger stands in for a full disk).
   vault.database.exec("CREATE TEMP TRIGGER fail BEFORE INSERT ON entries WHEN NEW.seq = 1 BEGIN SELECT RAISE(ABORT, 'disk full'); END");

@@ -8,7 +8,7 @@ import { dataDir, initDataDir, loadConfig, type DataDir } from '../config/datadi
 import { FailClosedError, startNode } from '../server/node.ts';
 import { VaultLockedError } from '../vault/pid-lock.ts';
 import { fs, path, writeFileDurable } from '../runtime/fs.ts';
-import { argv, env, exit, onShutdownSignal, parseArgs, stderrLine, stdoutLine } from '../runtime/process.ts';
+import { argv, env, exit, onShutdownSignal, parseArgs, processAlive, stderrLine, stdoutLine } from '../runtime/process.ts';
 import { jsonLogger, type Logger } from '../telemetry/logger.ts';
 import { VERSION } from '../server/app.ts';
 import { generateKey, parseKeyFile, parseDid, DidError, type KeyType } from '../adapters/identity/keys.ts';
@@ -95,14 +95,20 @@ function logFile(d: DataDir): string {
   return path.join(d.logDir, 'nexus.log');
 }
 
-/** Is a process with this pid alive? */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+const alive = processAlive;
+
+/**
+ * A call to the running node's admin API (bearer admin.token), or undefined
+ * when no node runs here or it does not answer.
+ */
+async function adminFetch(d: DataDir, apiPath: string, init: RequestInit = {}): Promise<Response | undefined> {
+  const runtime = readRuntime(d);
+  if (!runtime) return undefined;
+  const headers = { authorization: `Bearer ${loadAdminToken(d)}`, ...(init.headers as Record<string, string> | undefined) };
+  return fetch(`${adminUrl(runtime)}${apiPath}`, { ...init, headers }).catch((e) => {
+    if (env('NEXUS_DEBUG')) stderrLine(String((e as Error & { cause?: unknown })?.cause ?? e));
+    return undefined;
+  });
 }
 
 /** The argv that re-runs this program (node script, or a single executable) with `args`. */
@@ -172,8 +178,7 @@ const commands: Record<string, Command> = {
       const d = resolveData(values);
       const out = (values.out as string | undefined) ?? 'proof.json';
       let bundle: unknown;
-      const runtime = readRuntime(d);
-      const viaApi = runtime && await fetch(`${adminUrl(runtime)}/v1/admin/events/${seqText}/proof${size === undefined ? '' : `?size=${size}`}`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch(() => undefined);
+      const viaApi = await adminFetch(d, `/v1/admin/events/${seqText}/proof${size === undefined ? '' : `?size=${size}`}`);
       if (viaApi) {
         const text = await viaApi.text();
         if (!viaApi.ok) {
@@ -240,7 +245,7 @@ const commands: Record<string, Command> = {
         return 0;
       }
       // The admin API works the same on every OS; a signal is the fallback.
-      const asked = runtime && await fetch(`${adminUrl(runtime)}/v1/admin/shutdown`, { method: 'POST', headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).then((r) => r.ok, () => false);
+      const asked = (await adminFetch(d, '/v1/admin/shutdown', { method: 'POST' }))?.ok === true;
       if (!asked) process.kill(pid, 'SIGTERM');
       const deadline = Date.now() + Number(values.timeout ?? 30) * 1000;
       while (alive(pid)) {
@@ -262,12 +267,7 @@ const commands: Record<string, Command> = {
       const d = resolveData(values);
       const runtime = readRuntime(d);
       // The admin API answering is the truth (a pid check alone is not, e.g. under wine).
-      const res = runtime
-        ? await fetch(`${adminUrl(runtime)}/v1/admin/status`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch((e) => {
-          if (env('NEXUS_DEBUG')) stderrLine(String(e?.cause ?? e));
-          return undefined;
-        })
-        : undefined;
+      const res = await adminFetch(d, '/v1/admin/status');
       if (!res || !res.ok) {
         if (values.json) stdoutLine(JSON.stringify({ running: false }));
         else stdoutLine(`stopped (data ${d.dir})`);
@@ -351,12 +351,9 @@ const commands: Record<string, Command> = {
       const bar = progressBar('export');
       let n = 0;
       try {
-        const runtime = readRuntime(d);
-        const res = runtime && alive(runtime.pid)
-          ? await fetch(`${adminUrl(runtime)}/v1/admin/export?from=${from}`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } }).catch(() => undefined)
-          : undefined;
+        const res = await adminFetch(d, `/v1/admin/export?from=${from}`);
         if (res?.ok && res.body) {
-          const total = ((await (await fetch(`${adminUrl(runtime!)}/v1/admin/status`, { headers: { authorization: `Bearer ${loadAdminToken(d)}` } })).json()) as { entries: number }).entries;
+          const total = ((await (await adminFetch(d, '/v1/admin/status'))?.json()) as { entries: number } | undefined)?.entries ?? 0;
           const decoder = new TextDecoder();
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             const text = decoder.decode(chunk, { stream: true });
@@ -430,10 +427,8 @@ const commands: Record<string, Command> = {
       const action = positionals[0];
       if (action !== 'status' && action !== 'retry') throw new UsageError('anchor status | anchor retry');
       const d = resolveData(values);
-      const runtime = readRuntime(d);
-      const auth = { authorization: `Bearer ${loadAdminToken(d)}` };
-      if (runtime) {
-        const res = await fetch(`${adminUrl(runtime)}/v1/admin/anchors${action === 'retry' ? '/retry' : ''}`, { method: action === 'retry' ? 'POST' : 'GET', headers: auth }).catch(() => undefined);
+      {
+        const res = await adminFetch(d, `/v1/admin/anchors${action === 'retry' ? '/retry' : ''}`, { method: action === 'retry' ? 'POST' : 'GET' });
         if (res) {
           const body = await res.json() as { anchors?: Array<Record<string, unknown>>; retried?: number };
           if (action === 'retry') stdoutLine(`${body.retried} failed receipt(s) queued for retry now`);
@@ -675,19 +670,9 @@ interface DeviceApi {
 
 /** Talks to the running node's admin API; when no node runs, opens the vault itself. */
 async function withDevices<T>(d: DataDir, fn: (api: DeviceApi) => Promise<T>): Promise<T> {
-  const runtime = readRuntime(d);
-  if (runtime) {
-    const base = adminUrl(runtime);
-    const auth = { authorization: `Bearer ${loadAdminToken(d)}` };
-    const call = async (method: string, p: string, body?: unknown) => {
-      let res: Response;
-      try {
-        res = await fetch(`${base}${p}`, { method, headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
-      } catch {
-        return undefined;
-      }
-      return res;
-    };
+  {
+    const call = (method: string, p: string, body?: unknown) =>
+      adminFetch(d, p, { method, headers: body ? { 'content-type': 'application/json' } : {}, ...(body ? { body: JSON.stringify(body) } : {}) });
     const probe = await call('GET', '/v1/admin/devices');
     if (probe) {
       if (!probe.ok) throw new Error(`admin API answered ${probe.status}: ${await probe.text()}`);

@@ -57,3 +57,13 @@ export function spawnDetached(file: string, args: string[], fd: number): number 
   child.unref();
   return child.pid!;
 }
+
+/** Is a process with this pid alive? (EPERM: it exists but is someone else's.) */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -5,21 +5,12 @@
  * dead (crash, SIGKILL, power loss) is taken over.
  */
 import { fs } from '../runtime/fs.ts';
+import { processAlive } from '../runtime/process.ts';
 
 export class VaultLockedError extends Error {
   constructor(readonly lockFile: string, readonly pid: number) {
     super(`the vault is in use by process ${pid} (lock file ${lockFile}); stop that node first`);
     this.name = 'VaultLockedError';
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else — still alive.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -59,7 +50,7 @@ export function acquirePidLock(file: string): PidLock {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = readPid(file);
-      if (owner !== undefined && owner !== process.pid && isAlive(owner)) throw new VaultLockedError(file, owner);
+      if (owner !== undefined && owner !== process.pid && processAlive(owner)) throw new VaultLockedError(file, owner);
       // Dead owner (or an unreadable, half-written file): take it over.
       fs.rmSync(file, { force: true });
     }
