@@ -13,7 +13,7 @@ import { dataDir as dataDirOf, initDataDir } from '../src/config/datadir.ts';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runLoad, type LoadResult } from './load.ts';
+import { runLoad, type LoadResult } from '../src/bench/load.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 5;

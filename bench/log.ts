@@ -21,7 +21,7 @@ import { auditVault } from '../src/log/audit.ts';
 import { canonicalEntry, type LedgerEntry } from '../src/brain/entry.ts';
 import { splitBatch } from '../src/brain/split.ts';
 import { leafHashes, merkleRoot } from '../src/hotpath/hotpath.ts';
-import { percentile } from './load.ts';
+import { percentile } from '../src/bench/load.ts';
 import { testSigner } from '../test/support/log.ts';
 
 const arg = (name: string, d: number) => {

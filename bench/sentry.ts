@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runLoad, type LoadResult } from './load.ts';
+import { runLoad, type LoadResult } from '../src/bench/load.ts';
 import { generateKey, type KeyFile, type KeyType } from '../src/adapters/identity/keys.ts';
 import { signRequest } from '../src/cli/client.ts';
 import { dataDir, initDataDir } from '../src/config/datadir.ts';

@@ -200,3 +200,26 @@ test('start --daemon, status, logs, export, stop: the controller that replaces s
   assert.equal(offline.code, 0);
   assert.equal(readFileSync(join(tmp.dir, 'x.jsonl'), 'utf8').trim().split('\n').length, 4);
 });
+
+test('nexus bench: signed load against a fresh node, then lost/doubled/verify from the vault; --crash-trials kills it under load', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const report = join(tmp.dir, 'r.json');
+  const run = await runCli(['bench', '--events', '400', '--batch', '4', '--concurrency', '8', '--devices', '3', '--data', join(tmp.dir, 'a'), '--report', report]);
+  assert.equal(run.code, 0, run.stderr);
+  const r = JSON.parse(readFileSync(report, 'utf8'));
+  assert.equal(r.eventsSent, 400);
+  assert.equal(r.eventsAcknowledged, 400);
+  assert.equal(r.eventsBooked, 400);
+  assert.equal(r.lost, 0);
+  assert.equal(r.doubled, 0);
+  assert.deepEqual(r.corruption, []);
+  assert.ok(r.eventsPerSecond > 0 && r.latencyMs.p99 >= r.latencyMs.p50);
+  assert.match(run.stdout, /lost \/ doubled\s+0 \/ 0/);
+  const crash = await runCli(['bench', '--crash-trials', '2', '--events', '3000', '--data', join(tmp.dir, 'b'), '--report', report]);
+  assert.equal(crash.code, 0, crash.stderr);
+  const c = JSON.parse(readFileSync(report, 'utf8'));
+  assert.equal(c.crashTrials.length, 2);
+  assert.ok(c.crashTrials.every((x: { lost: number; doubled: number }) => x.lost === 0 && x.doubled === 0));
+  assert.deepEqual(c.corruption, []);
+});

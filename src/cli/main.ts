@@ -21,6 +21,7 @@ import { verifyProofBundle, parseVerifierKey, type ProofBundle } from '../log/ve
 import { nodeSigner } from '../server/node.ts';
 import { exportLine } from '../server/admin.ts';
 import { spawnDetached } from '../runtime/process.ts';
+import { runBench, reportTable } from '../bench/harness.ts';
 import { TunnelSupervisor, findExecutable, INSTALL_HINTS, type TunnelKind } from '../gateway/tunnel.ts';
 import { buildAnchorAdapters } from '../adapters/anchor/registry.ts';
 
@@ -417,6 +418,40 @@ const commands: Record<string, Command> = {
       supervisor.stop();
       fs.rmSync(stateFile, { force: true });
       return 0;
+    },
+  },
+  bench: {
+    summary: 'load-test a fresh node on this machine (signed requests), then check every acknowledged event; --crash-trials N kills it under load',
+    usage: 'nexus bench [--events N] [--batch N] [--concurrency N | --rate RPS] [--devices N] [--key-type ed25519|sr25519|secp256k1] [--crash-trials N] [--url URL] [--data DIR] [--report FILE]',
+    options: { help: COMMON.help, data: COMMON.data, events: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, devices: { type: 'string' }, 'key-type': { type: 'string' }, 'crash-trials': { type: 'string' }, url: { type: 'string' }, report: { type: 'string' } },
+    async run(values) {
+      const num = (name: string, d: number, min: number) => {
+        const v = values[name];
+        if (v === undefined) return d;
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} takes an integer ≥ ${min}`);
+        return n;
+      };
+      const keyType = (values['key-type'] ?? 'ed25519') as KeyType;
+      if (!['ed25519', 'sr25519', 'secp256k1'].includes(keyType)) throw new UsageError('--key-type is ed25519, sr25519 or secp256k1');
+      const batch = num('batch', 1, 1);
+      if (batch > 1000) throw new UsageError('--batch is at most 1000');
+      const tty = process.stderr.isTTY === true;
+      const report = await runBench({
+        self: selfCommand([]),
+        ...(typeof values.data === 'string' ? { data: values.data } : {}),
+        ...(typeof values.url === 'string' ? { url: values.url } : {}),
+        events: num('events', 20_000, 1), batch, concurrency: num('concurrency', 32, 1), rate: num('rate', 0, 0),
+        devices: num('devices', 16, 1), keyType, crashTrials: num('crash-trials', 0, 0),
+        progress: (line, final) => process.stderr.write(tty && !final ? `\r${line.padEnd(100)}` : `${line}\n`),
+      });
+      if (tty) process.stderr.write('\n');
+      stdoutLine(reportTable(report));
+      const file = (values.report as string | undefined) ?? 'bench-report.json';
+      writeFileDurable(path.resolve(file), `${JSON.stringify(report, null, 2)}\n`, 0o644);
+      stdoutLine(`report: ${file}`);
+      const clean = report.lost !== null ? report.lost === 0 && report.doubled === 0 && report.corruption!.length === 0 : true;
+      return clean ? 0 : 1;
     },
   },
   anchor: {

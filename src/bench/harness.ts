@@ -1,0 +1,300 @@
+/**
+ * `nexus bench`: the harness operators run on their own hardware. It starts a
+ * node on a fresh data directory (or targets --url), enrols generated devices,
+ * pre-signs every request (RFC 9421, unique refs), drives them with undici at a
+ * concurrency or a rate, then stops the node and checks the vault: every
+ * acknowledged event present and unchanged, nothing doubled, the full audit
+ * clean. `--crash-trials N` SIGKILLs the node under load N times instead.
+ */
+import { Pool } from 'undici';
+import { generateKey, type KeyFile, type KeyType } from '../adapters/identity/keys.ts';
+import { signRequest } from '../cli/client.ts';
+import { dataDir, initDataDir, loadConfig, loadNodeKey, type DataDir } from '../config/datadir.ts';
+import { Vault } from '../vault/vault.ts';
+import { TransparencyLog } from '../log/log.ts';
+import { auditVault } from '../log/audit.ts';
+import { nodeSigner } from '../server/node.ts';
+import { fs, path, tmpDir } from '../runtime/fs.ts';
+import { spawn, type ChildProcess } from '../runtime/process.ts';
+import { percentile } from './load.ts';
+
+export interface BenchOptions {
+  /** Command that runs this program (node + script, or the single executable). */
+  self: { file: string; args: string[] };
+  data?: string;
+  url?: string;
+  events: number;
+  batch: number;
+  concurrency: number;
+  /** Requests per second offered (open loop); 0 = closed loop at `concurrency`. */
+  rate: number;
+  devices: number;
+  keyType: KeyType;
+  crashTrials: number;
+  progress: (line: string, final?: boolean) => void;
+}
+
+export interface BenchReport {
+  mode: string;
+  keyType: KeyType;
+  batch: number;
+  concurrency: number;
+  rateOffered: number | null;
+  eventsSent: number;
+  eventsAcknowledged: number;
+  eventsBooked: number | null;
+  lost: number | null;
+  doubled: number | null;
+  corruption: string[] | null;
+  seconds: number;
+  eventsPerSecond: number;
+  requestsPerSecond: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  errors: Record<string, number>;
+  node: { cpuSeconds: number | null; peakRssMb: number | null };
+  crashTrials?: Array<{ trial: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
+}
+
+interface Prepared {
+  body: Uint8Array;
+  headers: Record<string, string>;
+  refs: string[];
+}
+
+interface Ack {
+  seq: number;
+  amount: string;
+  leaf: string;
+}
+
+async function makeDevices(d: DataDir, n: number, type: KeyType): Promise<KeyFile[]> {
+  const keys = await Promise.all(Array.from({ length: n }, () => generateKey(type)));
+  const vault = await Vault.open(d.vaultFile);
+  try {
+    for (const k of keys) vault.addDevice(k.did, 'bench');
+  } finally {
+    vault.close();
+  }
+  return keys;
+}
+
+async function presign(keys: KeyFile[], url: string, events: number, batch: number, offset: number, progress: BenchOptions['progress']): Promise<Prepared[]> {
+  const out: Prepared[] = [];
+  const requests = Math.ceil(events / batch);
+  const t0 = Date.now();
+  for (let i = 0; i < requests; i++) {
+    const n = Math.min(batch, events - i * batch);
+    const refs = Array.from({ length: n }, (_, k) => `b${offset + i}-${k}`);
+    const items = refs.map((ref, k) => ({ amount: String(100 + ((i * batch + k) % 9900)), ref }));
+    const json = batch === 1 ? items[0] : { events: items };
+    const body = new TextEncoder().encode(JSON.stringify(json));
+    const headers = await signRequest(keys[i % keys.length]!, 'POST', `${url}/v1/events`, body);
+    out.push({ body, headers: { ...headers, 'content-type': 'application/json' }, refs });
+    if (i % 5000 === 4999) progress(`pre-signed ${i + 1}/${requests} requests (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+  return out;
+}
+
+/** Drives the prepared requests; records every acknowledged event by ref. */
+async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<string, Ack>, stopAfterMs?: number) {
+  const pool = new Pool(url, { connections: o.concurrency, pipelining: 1 });
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  let next = 0;
+  let sent = 0;
+  const start = performance.now();
+  let lastReport = start;
+  const deadline = stopAfterMs ? start + stopAfterMs : Infinity;
+  const one = async (r: Prepared) => {
+    const t = performance.now();
+    sent += r.refs.length;
+    try {
+      const res = await pool.request({ method: 'POST', path: '/v1/events', headers: r.headers, body: r.body });
+      const text = await res.body.text();
+      if (res.statusCode === 201 || res.statusCode === 200) {
+        latencies.push(performance.now() - t);
+        const j = JSON.parse(text) as Ack & { ref: string; receipts?: Array<Ack & { ref: string }> };
+        for (const rc of j.receipts ?? [j]) acks.set(rc.ref, { seq: rc.seq, amount: rc.amount, leaf: rc.leaf });
+      } else {
+        const code = (() => { try { return (JSON.parse(text) as { code?: string }).code; } catch { return undefined; } })() ?? `HTTP_${res.statusCode}`;
+        errors[code] = (errors[code] ?? 0) + 1;
+      }
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'NETWORK';
+      errors[code] = (errors[code] ?? 0) + 1;
+    }
+    const now = performance.now();
+    if (now - lastReport > 1000) {
+      lastReport = now;
+      const sorted = latencies.slice(-20000).sort((a, b) => a - b);
+      o.progress(`${acks.size} events acknowledged, ${Math.round(acks.size / ((now - start) / 1000))} events/s, p50 ${percentile(sorted, 50).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms`);
+    }
+  };
+  if (o.rate > 0) {
+    // Open loop: requests leave on schedule whether or not earlier ones returned.
+    const inflight = new Set<Promise<void>>();
+    while (next < reqs.length && performance.now() < deadline) {
+      const due = start + (next / o.rate) * 1000;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      const p = one(reqs[next++]!).finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+  } else {
+    await Promise.all(Array.from({ length: o.concurrency }, async () => {
+      while (next < reqs.length && performance.now() < deadline) await one(reqs[next++]!);
+    }));
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await pool.close().catch(() => {});
+  latencies.sort((a, b) => a - b);
+  return { seconds, latencies, errors, sent, requests: latencies.length };
+}
+
+function startNode(o: BenchOptions, dir: string): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
+  const proc = spawn(o.self.file, [...o.self.args, 'start', '--data', dir, '--port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /\{"event":"listening","port":(\d+),"adminPort":(\d+)\}/.exec(out);
+      if (m) resolve({ proc, port: Number(m[1]), adminPort: Number(m[2]) });
+    });
+    proc.stderr!.on('data', (d) => { out += d; });
+    proc.on('exit', (code) => reject(new Error(`node exited ${code}: ${out.slice(-2000)}`)));
+  });
+}
+
+/** CPU seconds and peak RSS of a process (Linux /proc); nulls elsewhere. */
+function processStats(pid: number): { cpuSeconds: number | null; peakRssMb: number | null } {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const ticks = Number(stat[11]) + Number(stat[12]);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { cpuSeconds: ticks / 100, peakRssMb: hwm ? Number(hwm[1]) / 1024 : null };
+  } catch {
+    return { cpuSeconds: null, peakRssMb: null };
+  }
+}
+
+/** Checks the vault against the acknowledgements; returns booked / lost / doubled and the audit problems. */
+async function checkVault(d: DataDir, acks: Map<string, Ack>) {
+  const vault = await Vault.open(d.vaultFile);
+  try {
+    const origin = loadConfig(d).node.origin;
+    const log = new TransparencyLog(vault, origin, nodeSigner(origin, loadNodeKey(d)));
+    log.open();
+    const seen = new Map<string, number>();
+    let booked = 0;
+    let changed = 0;
+    for (const row of vault.scan()) {
+      booked++;
+      if (row.ref) seen.set(row.ref, (seen.get(row.ref) ?? 0) + 1);
+    }
+    let lost = 0;
+    for (const [ref, a] of acks) {
+      const stored = vault.entry(a.seq);
+      if (!stored || stored.entry.ref !== ref) lost++;
+      else if (stored.entry.amount.toString() !== a.amount || Buffer.from(stored.leaf).toString('hex') !== a.leaf) changed++;
+    }
+    const doubled = [...seen.values()].filter((n) => n > 1).length;
+    const audit = auditVault(vault, { keyName: origin, publicKey: log.signer.publicKey });
+    const corruption = [...audit.problems, ...(changed ? [`${changed} acknowledged events changed`] : [])];
+    return { booked, lost, doubled, corruption };
+  } finally {
+    vault.close();
+  }
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  if (o.url) return runAgainstUrl(o);
+  const dir = o.data ?? fs.mkdtempSync(path.join(tmpDir(), 'nexus-bench-'));
+  const d = dataDir(dir);
+  if (fs.existsSync(d.vaultFile)) throw new Error(`${dir} already holds a vault; bench needs a fresh data directory`);
+  initDataDir(d);
+  // The defaults (200 req/s per IP) would cap a load test from one machine.
+  const cfg = fs.readFileSync(d.configFile, 'utf8').replace('rate_per_identity = 1000', 'rate_per_identity = 100000000').replace('rate_per_ip = 200', 'rate_per_ip = 100000000');
+  fs.writeFileSync(d.configFile, cfg);
+  const keys = await makeDevices(d, o.devices, o.keyType);
+  const acks = new Map<string, Ack>();
+  const base = { mode: o.crashTrials ? `crash-trials ${o.crashTrials}` : o.rate ? `open loop ${o.rate} req/s` : `closed loop c=${o.concurrency}`, keyType: o.keyType, batch: o.batch, concurrency: o.concurrency, rateOffered: o.rate || null };
+
+  if (o.crashTrials > 0) {
+    const trials: NonNullable<BenchReport['crashTrials']> = [];
+    let offset = 0;
+    let last = { seconds: 0, latencies: [] as number[], errors: {} as Record<string, number>, sent: 0, requests: 0 };
+    for (let trial = 0; trial < o.crashTrials; trial++) {
+      const node = await startNode(o, dir);
+      const url = `http://127.0.0.1:${node.port}`;
+      const reqs = await presign(keys, url, Math.max(o.events, o.batch), o.batch, offset, o.progress);
+      offset += reqs.length;
+      const killAfter = 300 + Math.floor(Math.random() * 2000);
+      const killer = setTimeout(() => node.proc.kill('SIGKILL'), killAfter);
+      last = await drive(url, reqs, o, acks, killAfter + 50);
+      clearTimeout(killer);
+      node.proc.kill('SIGKILL');
+      await new Promise((r) => (node.proc.exitCode !== null || node.proc.signalCode ? r(null) : node.proc.once('exit', r)));
+      const check = await checkVault(d, acks);
+      trials.push({ trial, acknowledged: acks.size, booked: check.booked, lost: check.lost, doubled: check.doubled });
+      o.progress(`trial ${trial + 1}/${o.crashTrials}: killed after ${killAfter} ms; ${acks.size} acknowledged so far, ${check.booked} booked, lost ${check.lost}, doubled ${check.doubled}${check.corruption.length ? `, CORRUPTION: ${check.corruption[0]}` : ''}`, true);
+      if (check.lost || check.doubled || check.corruption.length) break;
+    }
+    const final = await checkVault(d, acks);
+    return {
+      ...base, eventsSent: last.sent, eventsAcknowledged: acks.size, eventsBooked: final.booked, lost: final.lost, doubled: final.doubled, corruption: final.corruption,
+      seconds: last.seconds, eventsPerSecond: Number.NaN, requestsPerSecond: Number.NaN, latencyMs: latency(last.latencies), errors: last.errors, node: { cpuSeconds: null, peakRssMb: null }, crashTrials: trials,
+    };
+  }
+
+  const node = await startNode(o, dir);
+  const url = `http://127.0.0.1:${node.port}`;
+  const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
+  const run = await drive(url, reqs, o, acks);
+  const stats = processStats(node.proc.pid!);
+  node.proc.kill('SIGTERM');
+  await new Promise((r) => node.proc.once('exit', r));
+  o.progress('node stopped; checking the vault (full audit)…', true);
+  const check = await checkVault(d, acks);
+  return {
+    ...base,
+    eventsSent: run.sent, eventsAcknowledged: acks.size, eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
+    seconds: run.seconds, eventsPerSecond: acks.size / run.seconds, requestsPerSecond: run.requests / run.seconds,
+    latencyMs: latency(run.latencies), errors: run.errors, node: stats,
+  };
+}
+
+async function runAgainstUrl(o: BenchOptions): Promise<BenchReport> {
+  // A remote node: devices must be enrolled there (or enrolment open); no vault check.
+  const keys = await Promise.all(Array.from({ length: o.devices }, () => generateKey(o.keyType)));
+  const url = o.url!.replace(/\/$/, '');
+  const reqs = await presign(keys, url, o.events, o.batch, Date.now(), o.progress);
+  const acks = new Map<string, Ack>();
+  const run = await drive(url, reqs, o, acks);
+  return {
+    mode: `--url ${url}`, keyType: o.keyType, batch: o.batch, concurrency: o.concurrency, rateOffered: o.rate || null,
+    eventsSent: run.sent, eventsAcknowledged: acks.size, eventsBooked: null, lost: null, doubled: null, corruption: null,
+    seconds: run.seconds, eventsPerSecond: acks.size / run.seconds, requestsPerSecond: run.requests / run.seconds,
+    latencyMs: latency(run.latencies), errors: run.errors, node: { cpuSeconds: null, peakRssMb: null },
+  };
+}
+
+function latency(sorted: number[]) {
+  return { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
+}
+
+export function reportTable(r: BenchReport): string {
+  const f = (n: number | null, d = 0) => (n === null || Number.isNaN(n) ? '—' : n.toFixed(d));
+  const rows: Array<[string, string]> = [
+    ['mode', `${r.mode}, ${r.keyType} signatures, batch ${r.batch}`],
+    ['events sent / acknowledged / booked', `${r.eventsSent} / ${r.eventsAcknowledged} / ${r.eventsBooked ?? '—'}`],
+    ['lost / doubled', `${r.lost ?? '—'} / ${r.doubled ?? '—'}`],
+    ['corruption (nexus verify)', r.corruption === null ? '—' : r.corruption.length ? r.corruption[0]! : 'none'],
+    ['throughput', `${f(r.eventsPerSecond)} events/s, ${f(r.requestsPerSecond)} requests/s over ${f(r.seconds, 1)} s`],
+    ['latency p50 / p90 / p99 / max', `${f(r.latencyMs.p50, 2)} / ${f(r.latencyMs.p90, 2)} / ${f(r.latencyMs.p99, 2)} / ${f(r.latencyMs.max, 2)} ms`],
+    ['node CPU / peak RSS', `${f(r.node.cpuSeconds, 1)} s / ${f(r.node.peakRssMb, 0)} MB`],
+    ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
