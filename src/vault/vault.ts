@@ -269,10 +269,10 @@ export class Vault {
   }
 
   /** Raw rows for the offline audit, in seq order from `from`. */
-  *scan(from = 0, chunk = 4096): Generator<{ seq: number; subject: string; ref: string | null; canonical: string; leaf: Uint8Array }> {
+  *scan(from = 0, chunk = 4096): Generator<{ seq: number; subject: string; ref: string | null; canonical: string; leaf: Uint8Array; evidenceHash: Uint8Array }> {
     let next = from;
     for (;;) {
-      const rows = this.#s.scan.all((s) => ({ seq: s.int(0), subject: s.text(1), ref: s.textOrNull(2), canonical: s.text(3), leaf: s.blob(4) }), next, chunk);
+      const rows = this.#s.scan.all((s) => ({ seq: s.int(0), subject: s.text(1), ref: s.textOrNull(2), canonical: s.text(3), leaf: s.blob(4), evidenceHash: s.blob(5) }), next, chunk);
       yield* rows;
       if (rows.length < chunk) return;
       next = rows[rows.length - 1]!.seq + 1;
@@ -330,7 +330,7 @@ function prepareAll(db: Database) {
     listAll: db.prepare('SELECT canonical, leaf FROM entries WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
     listSubject: db.prepare('SELECT canonical, leaf FROM entries WHERE subject = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
     leaves: db.prepare('SELECT leaf FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq'),
-    scan: db.prepare('SELECT seq, subject, ref, canonical, leaf FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?'),
+    scan: db.prepare('SELECT seq, subject, ref, canonical, leaf, evidence FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?'),
     accountGet: db.prepare('SELECT credited, events FROM accounts WHERE beneficiary = ?'),
     accountSet: db.prepare('INSERT INTO accounts (beneficiary, credited, events) VALUES (?, ?, ?) ON CONFLICT(beneficiary) DO UPDATE SET credited = excluded.credited, events = excluded.events'),
     accountsAll: db.prepare('SELECT beneficiary, credited, events FROM accounts ORDER BY beneficiary'),
