@@ -29,7 +29,8 @@ test('a single event is booked durably: 201 with the receipt of SPEC §4', async
   const r = await json(await devPost(`${node.url}/v1/events`, { amount: '1234', ref: 'one' }));
   assert.equal(r.status, 201);
   assert.match(r.type, /^application\/json/);
-  assert.deepEqual(Object.keys(r.body).sort(), ['amount', 'beneficiary', 'leaf', 'ref', 'seq', 'split', 'subject', 'ts']);
+  assert.deepEqual(Object.keys(r.body).sort(), ['amount', 'beneficiary', 'checkpointed', 'leaf', 'ref', 'seq', 'split', 'subject', 'ts']);
+  assert.equal(r.body.checkpointed, false);
   assert.equal(r.body.subject, 'dev:alice');
   assert.equal(r.body.beneficiary, 'dev:alice');
   assert.deepEqual(r.body.split, { creator: '740', pool: '370', fee: '124' });

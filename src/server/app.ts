@@ -232,7 +232,10 @@ export function createApp(options: AppOptions): Hono<Env> {
       return problem(c, 'REF_CONFLICT', `ref "${outcome.ref}" was booked before with a different amount or beneficiary`, { index: outcome.index });
     }
     const status = outcome.kind === 'booked' ? 201 : 200;
-    return batch ? c.json({ receipts: outcome.receipts }, status) : c.json(outcome.receipts[0]!, status);
+    // A fresh booking is never covered yet; a replayed one may be by now.
+    const covered = options.log.latest()?.size ?? 0;
+    const receipts = outcome.receipts.map((r) => ({ ...r, checkpointed: r.seq < covered }));
+    return batch ? c.json({ receipts }, status) : c.json(receipts[0]!, status);
   });
 
   const readGuard: MiddlewareHandler<Env> = async (c, next) => {

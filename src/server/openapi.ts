@@ -59,7 +59,7 @@ export const SCHEMAS: Record<string, JsonSchema> = {
   Receipt: {
     type: 'object',
     required: ['seq', 'leaf', 'amount', 'split', 'subject', 'beneficiary', 'ts', 'ref'],
-    properties: { seq: { type: 'integer' }, leaf: hex32, amount: decimal, split: { $ref: '#/components/schemas/Split' }, subject: { type: 'string' }, beneficiary: { type: 'string' }, ts: { type: 'integer', description: 'ms since epoch' }, ref: { type: ['string', 'null'] } },
+    properties: { seq: { type: 'integer' }, leaf: hex32, amount: decimal, split: { $ref: '#/components/schemas/Split' }, subject: { type: 'string' }, beneficiary: { type: 'string' }, ts: { type: 'integer', description: 'ms since epoch' }, ref: { type: ['string', 'null'] }, checkpointed: { type: 'boolean', description: 'covered by a signed checkpoint yet (proofs need one)' } },
   },
   EventView: {
     allOf: [{ $ref: '#/components/schemas/Receipt' }, { type: 'object', properties: { policy: { type: 'string' }, evidence: hex32, entry: { type: 'string', description: 'the canonical (RFC 8785) bytes' }, checkpointed: { type: 'boolean' } } }],
