@@ -11,6 +11,7 @@ import { formatPolicy } from '../brain/policy.ts';
 import { splitBatch } from '../brain/split.ts';
 import { leafHashes } from '../hotpath/hotpath.ts';
 import { sha256 } from '../runtime/crypto.ts';
+import { toHex as hex } from '../runtime/encoding.ts';
 import type { Vault } from '../vault/vault.ts';
 import { MerkleTree } from './tree.ts';
 import { parseCheckpointBody, parseNote, verifyNote } from './verify.ts';
@@ -34,7 +35,6 @@ export interface AuditOptions {
 }
 
 const enc = new TextEncoder();
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 
 export function auditVault(vault: Vault, options: AuditOptions): AuditReport {

@@ -6,6 +6,7 @@
 import type { Statement } from '../vault/sqlite.ts';
 import type { Vault } from '../vault/vault.ts';
 import { MerkleTree } from './tree.ts';
+import { toBase64 as b64, toHex as hex } from '../runtime/encoding.ts';
 import { noteKeyId, type AnchorReceipt, type ProofBundle } from './verify.ts';
 
 export interface NoteSigner {
@@ -24,8 +25,6 @@ export interface CheckpointRecord {
 }
 
 const enc = new TextEncoder();
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /** Signs note text (ending in a newline) as a C2SP signed note with one Ed25519 signature. */
 export function signNote(text: string, signer: NoteSigner): string {

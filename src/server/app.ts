@@ -114,7 +114,19 @@ function visibleTo(s: StoredEntry, subject: string): boolean {
   return s.entry.subject === subject || s.entry.beneficiary === subject;
 }
 
-export function createApp(options: AppOptions): Hono<Env> {
+export function createApp(appOptions: AppOptions): Hono<Env> {
+  // The client address is worked out once per request (IP parsing, header
+  // reads), however many middlewares ask for it.
+  const peers = new WeakMap<Request, ReturnType<AppOptions['peer']>>();
+  const peer = (c: Context) => {
+    let p = peers.get(c.req.raw);
+    if (!p) {
+      p = appOptions.peer(c);
+      peers.set(c.req.raw, p);
+    }
+    return p;
+  };
+  const options: AppOptions = { ...appOptions, peer };
   const { vault, committer } = options;
   const app = new Hono<Env>({ strict: true });
 

@@ -13,6 +13,7 @@ import { canonicalEntry, type LedgerEntry } from '../brain/entry.ts';
 import { formatPolicy } from '../brain/policy.ts';
 import { leafHashes } from '../hotpath/hotpath.ts';
 import { sha256 } from '../runtime/crypto.ts';
+import { toHex as hex } from '../runtime/encoding.ts';
 import type { NonceRecord, PreparedEntry, StoredEntry, Vault } from './vault.ts';
 
 export interface EventRequest {
@@ -82,7 +83,6 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 export function receiptOf(entry: LedgerEntry, leaf: Uint8Array): Receipt {
   return {
