@@ -31,7 +31,7 @@ export function signatureVerifier(options: SignatureVerifierOptions): IdentityVe
   return {
     method: 'signature',
     applies: (f) => f.request.headers.has('signature-input') || f.request.headers.has('signature'),
-    verify(f: RequestFacts): Identity {
+    async verify(f: RequestFacts): Promise<Identity> {
       const h = f.request.headers;
       let parsed;
       try {
@@ -81,7 +81,7 @@ export function signatureVerifier(options: SignatureVerifierOptions): IdentityVe
       } catch (e) {
         throw reject('SIGNATURE_MALFORMED', (e as Error).message, claimed);
       }
-      if (!verifyDeviceSignature(key, params.alg as SignatureAlg, base, parsed.signature)) {
+      if (!(await verifyDeviceSignature(key, params.alg as SignatureAlg, base, parsed.signature))) {
         throw reject('SIGNATURE_INVALID', 'the signature does not verify for this keyid', claimed);
       }
       const nonceKey = ReplayStore.key(params.keyid, params.nonce);
