@@ -5,7 +5,9 @@ import { startTestNode, devPost, devGet, type TestNode } from './support/node.ts
 
 let node: TestNode;
 before(async () => {
-  node = await startTestNode();
+  // One node serves every test here; the per-IP limit (200/s by default) is
+  // tested on its own node (sentry-methods), not left to how fast these run.
+  node = await startTestNode({ configure: (c) => { c.limits.rate_per_ip = 1_000_000; } });
 });
 after(async () => {
   await node.cleanup();
@@ -162,7 +164,7 @@ test('concurrent writers: 300 requests from 3 identities, every one booked exact
   const before = node.vault.size;
   const responses = await Promise.all(Array.from({ length: 300 }, (_, i) =>
     devPost(`${node.url}/v1/events`, { amount: String(i + 1), ref: `c-${i}` }, `w${i % 3}`).then(json)));
-  assert.ok(responses.every((r) => r.status === 201));
+  assert.deepEqual(responses.filter((r) => r.status !== 201), []);
   const seqs = new Set(responses.map((r) => r.body.seq));
   assert.equal(seqs.size, 300);
   assert.equal(node.vault.size, before + 300);

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Vault, SCHEMA_VERSION } from '../src/vault/vault.ts';
+import { Vault, SCHEMA_VERSION, MIGRATIONS } from '../src/vault/vault.ts';
+import { canonicalEntry } from '../src/brain/entry.ts';
+import { TransparencyLog } from '../src/log/log.ts';
+import { auditVault } from '../src/log/audit.ts';
+import { sha256 } from '../src/runtime/crypto.ts';
+import { openTestLog, testSigner } from './support/log.ts';
 import { GroupCommitter, type GroupCommitOptions, type Submission } from '../src/vault/group-commit.ts';
 import { VaultLockedError } from '../src/vault/pid-lock.ts';
 import { Database } from '../src/vault/sqlite.ts';
@@ -157,4 +162,109 @@ test('a storage failure rejects the whole group and leaves the vault consistent'
   vault.database.exec('DROP TRIGGER fail');
   const ok = await committer.submit(sub('a', [{ amount: 2n }]));
   assert.equal(ok.kind === 'booked' && ok.receipts[0]!.seq, 1);
+});
+
+test('a v4 vault migrates to v5: every entry keeps its evidence, nonces stay live, and the audit is clean', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const file = join(tmp.dir, 'vault.db');
+  // Build a v4 vault the way v4 wrote it: evidence keyed by hash, shared by a
+  // batch (seq 0–2) and by two non-adjacent requests (seq 3 and 5, like a reused JWT).
+  const db = await Database.open(file);
+  db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;');
+  for (const m of MIGRATIONS.slice(0, 4)) db.exec(m);
+  const canonical = (seq: number, evidence: string) => canonicalEntry({ v: 1, seq, ts: 1, subject: 's', beneficiary: 's', amount: 10n, split: refSplit(10n, 6000, 3000), policy: '6000/3000/1000', ref: `r${seq}`, evidence });
+  const evidences = ['batch', 'batch', 'batch', 'jwt', 'other', 'jwt'].map((e) => enc.encode(`evidence ${e}`));
+  const ins = db.prepare('INSERT INTO entries (seq, subject, ref, canonical, leaf, evidence) VALUES (?, ?, ?, ?, ?, ?)');
+  const insEv = db.prepare('INSERT OR IGNORE INTO evidence (hash, bytes) VALUES (?, ?)');
+  evidences.forEach((ev, seq) => {
+    const h = sha256(ev);
+    const c = canonical(seq, hex(h));
+    insEv.run(h, ev);
+    ins.run(seq, 's', `r${seq}`, c, refLeafHash(enc.encode(c)), h);
+  });
+  db.exec(`UPDATE totals SET entries = 6, amount = '60', creator = '36', pool = '18', fee = '6';
+    INSERT INTO accounts VALUES ('s', '36', 6);
+    INSERT INTO meta (key, value) VALUES ('policy', '6000/3000/1000');
+    INSERT INTO nonces (key, expires) VALUES ('did:key:z nonce-live', ${Date.now() + 60_000}), ('did:key:z nonce-old', 5);
+    PRAGMA user_version = 4;`);
+  db.close();
+
+  const vault = await Vault.open(file);
+  t.after(() => vault.close());
+  evidences.forEach((ev, seq) => assert.deepEqual(vault.evidence(seq), ev, `evidence of seq ${seq}`));
+  assert.deepEqual(vault.liveNonces(Date.now()).map((n) => n.key), ['did:key:z nonce-live']);
+  const log = new TransparencyLog(vault, 'test.example/log', testSigner());
+  log.open();
+  const report = auditVault(vault, { keyName: log.signer.name, publicKey: log.signer.publicKey });
+  assert.deepEqual(report.problems, []);
+});
+
+test('evidence is stored once per run of entries and the audit catches a missing or altered piece', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  await tl.book(5, 'a');
+  await tl.committer.submit({ subject: 'b', events: [{ amount: 9n, beneficiary: 'b', ref: null }], evidence: enc.encode('other evidence') });
+  await tl.book(2, 'a');
+  const runs = tl.vault.database.prepare('SELECT first_seq FROM evidence ORDER BY first_seq');
+  // book() always sends the same evidence bytes: 0–4 and 6–7 are runs of it, 5 is its own.
+  assert.deepEqual(runs.all((s) => s.int(0)), [0, 5, 6]);
+  runs.finalize();
+  for (let seq = 0; seq < 8; seq++) assert.ok(tl.vault.evidence(seq), `seq ${seq}`);
+  tl.log.cut();
+  await tl.close();
+  assert.deepEqual((await auditOf(tl)).problems, []);
+
+  const db = await Database.open(tl.file);
+  db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; UPDATE evidence SET bytes = x'00' WHERE first_seq = 5; DELETE FROM evidence WHERE first_seq = 6;");
+  db.close();
+  const report = await auditOf(tl);
+  assert.ok(report.problems.includes('entry 5: evidence does not hash to ' + hex(sha256(enc.encode('other evidence')))), report.problems.join('\n'));
+  assert.ok(report.problems.some((p) => p.startsWith('entry 6: its authentication evidence is missing')), report.problems.join('\n'));
+});
+
+async function auditOf(tl: { file: string; signer: { name: string; publicKey: Uint8Array } }) {
+  const vault = await Vault.open(tl.file);
+  try {
+    return auditVault(vault, { keyName: tl.signer.name, publicKey: tl.signer.publicKey });
+  } finally {
+    vault.close();
+  }
+}
+
+test('a commit is answered only after its fsync, and a checkpoint never covers rows that are not fsynced yet', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  await tl.book(3);
+  tl.log.cut();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const realSync = tl.vault.syncCommitted.bind(tl.vault);
+  // Hold the thread-pool fsync back (the real one runs once the gate opens).
+  tl.vault.syncCommitted = () => gate.then(realSync);
+  let answered = false;
+  const booking = tl.book(4).then(() => (answered = true));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(tl.vault.size, 7, 'the rows are committed');
+  assert.equal(answered, false, 'but nobody is told before the fsync');
+  assert.equal(tl.vault.durableSize, 3);
+  assert.equal(tl.log.cut(), undefined, 'no checkpoint over rows a power cut could take');
+  release();
+  await booking;
+  assert.equal(tl.vault.durableSize, 7);
+  assert.equal(tl.log.cut()!.size, 7);
+});
+
+test('a failed fsync stops the committer for good: that group and everything after it is refused', async (t) => {
+  const failures: unknown[] = [];
+  const { vault, committer } = await openCommitter(t, { onSyncFailure: (e) => failures.push(e) });
+  await committer.submit(sub('a', [{ amount: 1n }]));
+  // EIO cannot be provoked on this machine's disk without root tools: stand in for the thread-pool fsync.
+  const realSync = vault.syncCommitted.bind(vault);
+  vault.syncCommitted = () => realSync().then(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
+  const results = await Promise.allSettled([committer.submit(sub('a', [{ amount: 2n }])), committer.submit(sub('b', [{ amount: 3n }]))]);
+  assert.ok(results.every((r) => r.status === 'rejected' && /vault write failed: EIO/.test(String(r.reason))), JSON.stringify(results));
+  assert.equal(failures.length, 1);
+  vault.syncCommitted = realSync;
+  await assert.rejects(committer.submit(sub('c', [{ amount: 4n }])), /vault write failed: EIO/);
 });

@@ -53,9 +53,10 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
   const leaves = new Uint8Array(total * 32);
   const totals = { amount: 0n, creator: 0n, pool: 0n, fee: 0n };
   const accounts = new Map<string, { credited: bigint; events: number }>();
-  const evidenceStmt = db.prepare('SELECT bytes FROM evidence WHERE hash = ?');
-  // Evidence is shared by every event of a batch: check each piece once.
-  const evidenceOk = new Set<string>();
+  // The evidence row of an entry is the run with the greatest first_seq ≤ seq;
+  // a batch's events share one run: hash its bytes once.
+  const evidenceStmt = db.prepare('SELECT first_seq, hash, bytes FROM evidence WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1');
+  let checkedRun: { firstSeq: number; ok: boolean; hash: Uint8Array } = { firstSeq: -1, ok: false, hash: new Uint8Array(0) };
   let expected = 0;
   let rows = 0;
   type Row = { seq: number; canonical: string; leaf: Uint8Array; entry?: LedgerEntry };
@@ -101,11 +102,14 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
       }
       const evHex = hex(row.evidenceHash);
       if (evHex !== e.evidence) problem(`entry ${row.seq}: evidence column differs from the canonical bytes`);
-      else if (!evidenceOk.has(evHex)) {
-        const bytes = evidenceStmt.get((st) => st.blob(0), row.evidenceHash);
-        if (!bytes) problem(`entry ${row.seq}: its authentication evidence is missing`);
-        else if (!same(sha256(bytes), row.evidenceHash)) problem(`entry ${row.seq}: evidence does not hash to ${e.evidence}`);
-        else evidenceOk.add(evHex);
+      else {
+        const firstSeq = evidenceStmt.get((st) => st.int(0), row.seq);
+        if (firstSeq !== checkedRun.firstSeq) {
+          const run = firstSeq === undefined ? undefined : evidenceStmt.get((st) => ({ hash: st.blob(1), bytes: st.blob(2) }), row.seq);
+          checkedRun = { firstSeq: firstSeq ?? -1, ok: !!run && same(sha256(run.bytes), run.hash), hash: run?.hash ?? new Uint8Array(0) };
+        }
+        if (checkedRun.firstSeq < 0 || !same(checkedRun.hash, row.evidenceHash)) problem(`entry ${row.seq}: its authentication evidence is missing`);
+        else if (!checkedRun.ok) problem(`entry ${row.seq}: evidence does not hash to ${e.evidence}`);
       }
       totals.amount += e.amount;
       totals.creator += s.creator;

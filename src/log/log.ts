@@ -91,9 +91,13 @@ export class TransparencyLog {
     return this.#list.all(readCheckpoint, before, limit);
   }
 
-  /** Cuts a checkpoint when the tree grew since the last one (or `force` on an empty log). */
+  /**
+   * Cuts a checkpoint when the tree grew since the last one (or `force` on an
+   * empty log). It covers only entries already fsynced: a signed head over
+   * rows a power cut could still take away would fork the log.
+   */
   cut(force = false, now = Date.now()): CheckpointRecord | undefined {
-    const size = this.tree.size;
+    const size = Math.min(this.tree.size, this.#vault.durableSize);
     const last = this.latest();
     if (last && last.size >= size) return undefined;
     if (!last && !force && size === 0) return undefined;

@@ -73,6 +73,9 @@ export class MerkleTree {
       start = pStart;
       level++;
     }
+    this.#vault.onRollback(() => {
+      this.#size = oldSize;
+    });
     this.#size = newSize;
     this.#sizeSet.run(String(newSize));
   }

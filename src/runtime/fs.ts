@@ -26,6 +26,11 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** fsync on libuv's thread pool, so the event loop keeps serving while the disk works. */
+export function fsyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+}
+
 /** Writes a file atomically (temp + rename + dir fsync) with the given mode. */
 export function writeFileDurable(file: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = `${file}.tmp-${process.pid}`;

@@ -153,6 +153,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       metrics.commitSeconds.observe(b.seconds);
     },
     onInvariantViolation: (e) => logger.error('split_invariant_violated', { amount: e.amount, detail: e.message }),
+    onSyncFailure: (e) => logger.error('vault_sync_failed', { error: e.message, detail: 'fsync failed: the node refuses new events until it is restarted on a healthy disk' }),
   });
   const startedAt = Date.now();
 
@@ -188,6 +189,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     },
     onError: (e, c) => logger.error('request_failed', { route: `${c.req.method} ${c.req.path}`, error: (e as Error)?.stack ?? String(e) }),
     ready: () => {
+      if (committer.failure) return false;
       try {
         fs.accessSync(data.dir, fs.constants.W_OK);
         return true;

@@ -1,8 +1,14 @@
 /**
  * Group commit: every submission that arrives while the event loop is busy is
  * booked in one transaction with one fsync, and each caller is answered only
- * after that COMMIT returned (a 2xx means the row is on disk). One row per
+ * after that fsync returned (a 2xx means the row is on disk). One row per
  * transaction costs ~40× a row inside a group (NOTES.md).
+ *
+ * The fsync runs on the thread pool: while the disk works, the event loop
+ * keeps parsing and verifying, and what arrives meanwhile forms the next
+ * group, committed as soon as the fsync returned. If an fsync fails the
+ * committer stops for good: the pages may be gone, so nothing after the last
+ * good fsync can be called durable (it rejects everything from then on).
  *
  * Per group: idempotency (subject + ref) is resolved first, then every new
  * amount is split in one WASM call, canonical bytes and leaf hashes are built
@@ -74,6 +80,8 @@ export interface GroupCommitOptions {
   onCommitted?: (batch: CommittedBatch) => void;
   /** Called when the split invariant fails (an alarm: it never should). */
   onInvariantViolation?: (error: SplitInvariantError) => void;
+  /** Called once when an fsync failed and the committer stopped taking events. */
+  onSyncFailure?: (error: StorageError) => void;
   now?: () => number;
 }
 
@@ -81,6 +89,14 @@ interface Pending {
   submission: Submission;
   resolve: (o: Outcome) => void;
   reject: (e: unknown) => void;
+}
+
+/** What one submission becomes in its group: its fresh events, and where each receipt comes from. */
+interface Plan {
+  p: Pending;
+  fresh: EventRequest[];
+  slots: Array<StoredEntry | number>;
+  outcome?: Outcome;
 }
 
 
@@ -109,6 +125,7 @@ export class GroupCommitter {
   #scheduled = false;
   #idle: Array<() => void> = [];
   #closed = false;
+  #broken: StorageError | undefined;
 
   constructor(vault: Vault, options: GroupCommitOptions = {}) {
     this.#vault = vault;
@@ -119,6 +136,7 @@ export class GroupCommitter {
 
   /** Queues a submission; settles after its group is durable. */
   submit(submission: Submission): Promise<Outcome> {
+    if (this.#broken) return Promise.reject(this.#broken);
     if (this.#closed) return Promise.reject(new StorageError(new Error('the vault is closing')));
     return new Promise<Outcome>((resolve, reject) => {
       this.#queue.push({ submission, resolve, reject });
@@ -139,6 +157,11 @@ export class GroupCommitter {
     return this.#closed;
   }
 
+  /** Set once an fsync failed: the committer refuses every submission from then on. */
+  get failure(): StorageError | undefined {
+    return this.#broken;
+  }
+
   /** Refuses new work; finishes what is queued. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -153,25 +176,36 @@ export class GroupCommitter {
       take++;
     }
     const group = this.#queue.splice(0, take);
+    let syncing: Promise<void> | undefined;
     try {
-      this.#commitGroup(group);
+      syncing = this.#commitGroup(group);
     } finally {
-      if (this.#queue.length > 0) {
-        schedule(() => this.#flush());
-      } else {
-        this.#scheduled = false;
-        const idle = this.#idle;
-        this.#idle = [];
-        for (const resolve of idle) resolve();
-      }
+      // The next group waits for this one's fsync; until then it grows.
+      if (syncing) void syncing.then(() => this.#next(), () => this.#next());
+      else this.#next();
     }
   }
 
-  #commitGroup(group: Pending[]): void {
+  #next(): void {
+    if (this.#broken) {
+      for (const p of this.#queue.splice(0)) p.reject(this.#broken);
+    }
+    if (this.#queue.length > 0) {
+      schedule(() => this.#flush());
+    } else {
+      this.#scheduled = false;
+      const idle = this.#idle;
+      this.#idle = [];
+      for (const resolve of idle) resolve();
+    }
+  }
+
+  /** Books one group; returns a promise when its callers are answered only after an fsync. */
+  #commitGroup(group: Pending[]): Promise<void> | undefined {
     const vault = this.#vault;
     // Refs booked earlier in this same group, so concurrent retries collapse too.
     const inGroup = new Map<string, { entry: LedgerEntry; index: number }>();
-    const plans: Array<{ p: Pending; fresh: EventRequest[]; slots: Array<StoredEntry | number>; outcome?: Outcome }> = [];
+    const plans: Plan[] = [];
     const freshAll: Array<{ plan: number; req: EventRequest }> = [];
 
     for (const p of group) {
@@ -252,17 +286,35 @@ export class GroupCommitter {
           vault.appendEntries(prepared);
           if (prepared.length > 0) this.#options.integrate?.(leaves, prepared.length);
           vault.recordNonces(nonces, ts);
-        });
+        }, { deferSync: true });
       } catch (e) {
-        const error = new StorageError(e);
-        for (const plan of plans) if (!plan.outcome && !failed.has(plans.indexOf(plan))) plan.p.reject(error);
-        for (const [i, err] of failed) plans[i]!.p.reject(err);
-        for (const plan of plans) if (plan.outcome) plan.p.resolve(plan.outcome);
-        return;
+        this.#rejectAll(plans, failed, new StorageError(e));
+        return undefined;
       }
-      if (prepared.length > 0) this.#options.onCommitted?.({ firstSeq, entries: prepared, seconds: (performance.now() - t0) / 1000 });
+      return vault.syncCommitted().then(
+        () => {
+          if (prepared.length > 0) this.#options.onCommitted?.({ firstSeq, entries: prepared, seconds: (performance.now() - t0) / 1000 });
+          this.#answer(plans, failed, byFresh);
+        },
+        (e: unknown) => {
+          this.#broken = new StorageError(e);
+          this.#rejectAll(plans, failed, this.#broken);
+          this.#options.onSyncFailure?.(this.#broken);
+        },
+      );
     }
+    this.#answer(plans, failed, byFresh);
+    return undefined;
+  }
 
+  #rejectAll(plans: Plan[], failed: Map<number, unknown>, error: StorageError): void {
+    plans.forEach((plan, i) => {
+      if (plan.outcome) plan.p.resolve(plan.outcome);
+      else plan.p.reject(failed.get(i) ?? error);
+    });
+  }
+
+  #answer(plans: Plan[], failed: Map<number, unknown>, byFresh: Array<PreparedEntry | undefined>): void {
     // Map each plan's slots to receipts: stored (earlier), fresh (now), or a
     // fresh entry of an earlier submission in this group (negative slot).
     let freshCursor = 0;

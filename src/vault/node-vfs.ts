@@ -6,6 +6,10 @@
  * SYNC_DATAONLY), the directory is fsynced after a journal/WAL file is created
  * or a file is deleted with syncDir, and short reads zero-fill. Locking is left
  * to `locking_mode=EXCLUSIVE` plus the vault's pid lock: one writer process.
+ *
+ * The VFS also remembers which database, journal and WAL files were written
+ * since their last fsync, so the vault can make a commit durable itself —
+ * off the event loop — instead of SQLite fsyncing inside COMMIT.
  */
 import { FacadeVFS } from '@journeyapps/wa-sqlite/src/FacadeVFS.js';
 import * as C from '@journeyapps/wa-sqlite/src/sqlite-constants.js';
@@ -15,6 +19,10 @@ interface OpenFile {
   fd: number;
   name: string;
   flags: number;
+  /** A database, journal or WAL file (not a temp file): its writes must reach the disk. */
+  durable: boolean;
+  /** Written or truncated since its last fsync. */
+  dirty: boolean;
 }
 
 interface DataLike {
@@ -62,7 +70,8 @@ export class NodeFsVFS extends FacadeVFS {
       if (create) mode |= fs.constants.O_CREAT;
       if ((flags & C.SQLITE_OPEN_EXCLUSIVE) !== 0) mode |= fs.constants.O_EXCL;
       const fd = fs.openSync(name, mode, 0o600);
-      this.#files.set(pFile, { fd, name, flags });
+      const durable = (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0;
+      this.#files.set(pFile, { fd, name, flags, durable, dirty: false });
       if (!existed && (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0) {
         fsyncDir(path.dirname(name));
       }
@@ -103,6 +112,8 @@ export class NodeFsVFS extends FacadeVFS {
     if (!file) return C.SQLITE_OK;
     this.#files.delete(pFile);
     try {
+      // Nothing written may be left unsynced by a close (a deferred sync may be pending).
+      if (file.dirty) fs.fsyncSync(file.fd);
       fs.closeSync(file.fd);
       if ((file.flags & C.SQLITE_OPEN_DELETEONCLOSE) !== 0) fs.rmSync(file.name, { force: true });
       return C.SQLITE_OK;
@@ -141,6 +152,7 @@ export class NodeFsVFS extends FacadeVFS {
       while (done < buf.byteLength) {
         done += fs.writeSync(file.fd, buf, done, buf.byteLength - done, iOffset + done);
       }
+      if (file.durable) file.dirty = true;
       return C.SQLITE_OK;
     } catch {
       return C.SQLITE_IOERR_WRITE;
@@ -152,6 +164,7 @@ export class NodeFsVFS extends FacadeVFS {
     if (!file) return C.SQLITE_IOERR_TRUNCATE;
     try {
       fs.ftruncateSync(file.fd, size);
+      if (file.durable) file.dirty = true;
       return C.SQLITE_OK;
     } catch {
       return C.SQLITE_IOERR_TRUNCATE;
@@ -164,6 +177,7 @@ export class NodeFsVFS extends FacadeVFS {
     try {
       if ((flags & C.SQLITE_SYNC_DATAONLY) !== 0) fs.fdatasyncSync(file.fd);
       else fs.fsyncSync(file.fd);
+      file.dirty = false;
       return C.SQLITE_OK;
     } catch {
       return C.SQLITE_IOERR_FSYNC;
@@ -202,6 +216,22 @@ export class NodeFsVFS extends FacadeVFS {
   // Without POWERSAFE_OVERWRITE SQLite pads WAL frames to sectors (2.3× the writes; NOTES.md).
   override jDeviceCharacteristics(): number {
     return IOCAP_POWERSAFE_OVERWRITE;
+  }
+
+  /**
+   * The descriptors of the database file `mainFile` and its journal/WAL that
+   * were written since their last fsync (all of them with `all`), marked clean:
+   * the caller fsyncs them. A write after this call marks its file dirty again.
+   */
+  takeUnsynced(mainFile: string, all = false): number[] {
+    const fds: number[] = [];
+    for (const file of this.#files.values()) {
+      if (!file.durable || (!file.dirty && !all)) continue;
+      if (file.name !== mainFile && !file.name.startsWith(`${mainFile}-`)) continue;
+      file.dirty = false;
+      fds.push(file.fd);
+    }
+    return fds;
   }
 
   /** Closes every file still open (after the database handle is closed). */

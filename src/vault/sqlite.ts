@@ -8,6 +8,7 @@ import ModuleFactory from '@journeyapps/wa-sqlite/dist/wa-sqlite.mjs';
 import * as C from '@journeyapps/wa-sqlite/src/sqlite-constants.js';
 import { sqliteWasmBytes } from '../runtime/assets.ts';
 import { NodeFsVFS } from './node-vfs.ts';
+import { path } from '../runtime/fs.ts';
 
 /* eslint-disable @typescript-eslint/naming-convention */
 interface SqliteModule {
@@ -56,13 +57,15 @@ const decoder = new TextDecoder();
 const TWO_32 = 0x1_0000_0000;
 
 let loading: Promise<SqliteModule> | undefined;
+let vfs: NodeFsVFS | undefined;
 
 /** Loads and instantiates SQLite once per process and registers the node:fs VFS. */
 export function loadSqlite(): Promise<SqliteModule> {
   loading ??= (async () => {
     const wasmBinary = sqliteWasmBytes();
     const module = (await ModuleFactory({ wasmBinary, locateFile: (f: string) => f })) as SqliteModule;
-    const rc = module.vfs_register(new NodeFsVFS(VFS_NAME, module), false);
+    vfs = new NodeFsVFS(VFS_NAME, module);
+    const rc = module.vfs_register(vfs, false);
     if (rc !== C.SQLITE_OK) throw new SqliteError('cannot register the node:fs VFS', rc);
     return module;
   })();
@@ -82,17 +85,21 @@ export class Database {
   readonly #db: number;
   readonly #statements = new Set<Statement>();
   readonly #slot: number;
+  /** The full path SQLite opened (the VFS knows its files by it). */
+  readonly #file: string;
   #closed = false;
 
-  private constructor(m: SqliteModule, db: number) {
+  private constructor(m: SqliteModule, db: number, file: string) {
     this.#m = m;
     this.#db = db;
+    this.#file = file;
     this.#slot = m._sqlite3_malloc(8);
   }
 
   /** Opens (creating if needed) a database file on disk through the node:fs VFS. */
   static async open(file: string): Promise<Database> {
     const m = await loadSqlite();
+    file = path.resolve(file);
     const zName = cString(m, file);
     const zVfs = cString(m, VFS_NAME);
     const pp = m._sqlite3_malloc(4);
@@ -105,7 +112,7 @@ export class Database {
         throw new SqliteError(`${msg}: ${file}`, rc);
       }
       m._sqlite3_extended_result_codes(db, 1);
-      return new Database(m, db);
+      return new Database(m, db, file);
     } finally {
       m._sqlite3_free(zName);
       m._sqlite3_free(zVfs);
@@ -160,6 +167,15 @@ export class Database {
   /** @internal */
   forget(stmt: Statement): void {
     this.#statements.delete(stmt);
+  }
+
+  /**
+   * Descriptors of this database's files written since their last fsync (every
+   * open one with `all`), handed over to be fsynced by the caller: the vault
+   * runs with synchronous=NORMAL and makes commits durable itself.
+   */
+  takeUnsynced(all = false): number[] {
+    return vfs!.takeUnsynced(this.#file, all);
   }
 
   changes(): number {

@@ -1,0 +1,86 @@
+/**
+ * Group-commit benchmark (issue 8): the vault alone, no HTTP. Groups of G
+ * submissions (each its own subject out of 100, its own evidence and nonce,
+ * B events each) go through the real GroupCommitter, Merkle tree included,
+ * and the VFS counts what reaches the disk per group in the second half of
+ * the run (after the B-trees have grown): WAL/database writes, KiB, reads
+ * and SQLite's own fsyncs (WAL checkpoints; the commit fsync runs on the
+ * thread pool and is not counted here).
+ *
+ *   node --import tsx bench/commit.ts [--group 20] [--groups 2000] [--batch 1] [--pragma "cache_size=-2000"]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Vault } from '../src/vault/vault.ts';
+import { TransparencyLog } from '../src/log/log.ts';
+import { GroupCommitter } from '../src/vault/group-commit.ts';
+import { NodeFsVFS } from '../src/vault/node-vfs.ts';
+
+const { values } = parseArgs({
+  options: {
+    group: { type: 'string', default: '20' },
+    groups: { type: 'string', default: '2000' },
+    batch: { type: 'string', default: '1' },
+    pragma: { type: 'string', multiple: true, default: [] },
+  },
+});
+const G = Number(values.group);
+const GROUPS = Number(values.groups);
+const B = Number(values.batch);
+
+const io = { syncs: 0, writes: 0, bytes: 0, reads: 0 };
+type Fn = (...args: never[]) => number;
+function count<K extends 'jSync' | 'jWrite' | 'jRead'>(name: K, add: (args: Parameters<NodeFsVFS[K]>) => void): void {
+  const original = NodeFsVFS.prototype[name] as unknown as Fn;
+  (NodeFsVFS.prototype as unknown as Record<K, Fn>)[name] = function (this: NodeFsVFS, ...args: never[]) {
+    add(args as unknown as Parameters<NodeFsVFS[K]>);
+    return original.apply(this, args);
+  };
+}
+count('jSync', () => io.syncs++);
+count('jRead', () => io.reads++);
+count('jWrite', ([, data]) => {
+  io.writes++;
+  io.bytes += data.byteLength;
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'nexus-commit-bench-'));
+const vault = await Vault.open(join(dir, 'vault.db'));
+for (const p of values.pragma) vault.database.exec(`PRAGMA ${p}`);
+const log = new TransparencyLog(vault, 'bench.example/log', { name: 'bench.example/log', publicKey: new Uint8Array(32), sign: () => new Uint8Array(64) });
+log.open();
+const committer = new GroupCommitter(vault, { integrate: (leaves, n) => log.tree.integrate(leaves, n) });
+const subjects = Array.from({ length: 100 }, (_, i) => `did:key:z6Mk${randomBytes(30).toString('base64url')}${i}`);
+
+let ref = 0;
+let request = 0;
+const t0 = performance.now();
+let tHalf = t0;
+for (let g = 0; g < GROUPS; g++) {
+  if (g === GROUPS / 2) {
+    Object.assign(io, { syncs: 0, writes: 0, bytes: 0, reads: 0 });
+    tHalf = performance.now();
+  }
+  await Promise.all(Array.from({ length: G }, () => {
+    const subject = subjects[request++ % subjects.length]!;
+    return committer.submit({
+      subject,
+      events: Array.from({ length: B }, () => ({ beneficiary: subject, amount: 1234n, ref: `b${ref++}` })),
+      evidence: randomBytes(330),
+      nonce: { key: `${subject} ${randomBytes(16).toString('base64url')}`, expires: Date.now() + 60_000 },
+    });
+  }));
+}
+const seconds = (performance.now() - t0) / 1000;
+const half = GROUPS / 2;
+const perGroup = (n: number) => (n / half).toFixed(1);
+console.log(`groups of ${G} submissions × ${B} events, ${GROUPS} groups${values.pragma.length ? `, PRAGMA ${values.pragma.join('; ')}` : ''}`);
+console.log(`  ${((performance.now() - tHalf) / half).toFixed(2)} ms per group (2nd half), ${Math.round((GROUPS * G * B) / seconds)} events/s overall`);
+console.log(`  per group (2nd half): ${perGroup(io.writes)} writes, ${(io.bytes / half / 1024).toFixed(1)} KiB, ${perGroup(io.reads)} reads, ${(io.syncs / half).toFixed(2)} checkpoint fsyncs`);
+console.log(`  vault ${(statSync(join(dir, 'vault.db')).size / 1e6).toFixed(1)} MB for ${vault.size} entries`);
+await committer.close();
+vault.close();
+rmSync(dir, { recursive: true });
