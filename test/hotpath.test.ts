@@ -54,6 +54,14 @@ test('leaf hashes in one batch = per-entry reference', () => {
   }), { numRuns: 200 });
 });
 
+test('leaf hashes of text (encoded in WASM memory) = of its UTF-8 bytes, mixed in one batch', () => {
+  const utf8 = new TextEncoder();
+  fc.assert(fc.property(fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.uint8Array({ maxLength: 300 })), { maxLength: 30 }), (entries) => {
+    const batch = leafHashes(entries);
+    entries.forEach((e, i) => assert.equal(hex(batch.subarray(32 * i, 32 * i + 32)), hex(refLeafHash(typeof e === 'string' ? utf8.encode(e) : e))));
+  }), { numRuns: 200 });
+});
+
 test('node hashes: 4-lane SIMD = scalar = reference', () => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 23 }), fc.integer({ min: 0, max: 2 ** 31 }), (count, seed) => {
     const level = new Uint8Array(count * 64).map((_, i) => (i * 131 + seed) & 0xff);

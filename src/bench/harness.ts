@@ -51,7 +51,10 @@ export interface BenchReport {
   requestsPerSecond: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   errors: Record<string, number>;
-  node: { cpuSeconds: number | null; peakRssMb: number | null };
+  /** CPU of the node during the load (user + system, thread pool included) and its peak RSS. */
+  node: { cpuSeconds: number | null; userSeconds?: number | null; systemSeconds?: number | null; peakRssMb: number | null };
+  /** CPU of this process (the load generator) during the load: it shares the machine with the node. */
+  loadGeneratorCpuSeconds?: number;
   crashTrials?: Array<{ trial: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
 }
 
@@ -166,16 +169,30 @@ function startNode(o: BenchOptions, dir: string): Promise<{ proc: ChildProcess; 
   });
 }
 
-/** CPU seconds and peak RSS of a process (Linux /proc); nulls elsewhere. */
-function processStats(pid: number): { cpuSeconds: number | null; peakRssMb: number | null } {
+interface ProcessStats {
+  cpuSeconds: number | null;
+  userSeconds: number | null;
+  systemSeconds: number | null;
+  peakRssMb: number | null;
+}
+
+/** CPU seconds (user, system) and peak RSS of a process (Linux /proc); nulls elsewhere. */
+function processStats(pid: number): ProcessStats {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    const ticks = Number(stat[11]) + Number(stat[12]);
+    const user = Number(stat[11]) / 100;
+    const system = Number(stat[12]) / 100;
     const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { cpuSeconds: ticks / 100, peakRssMb: hwm ? Number(hwm[1]) / 1024 : null };
+    return { cpuSeconds: user + system, userSeconds: user, systemSeconds: system, peakRssMb: hwm ? Number(hwm[1]) / 1024 : null };
   } catch {
-    return { cpuSeconds: null, peakRssMb: null };
+    return { cpuSeconds: null, userSeconds: null, systemSeconds: null, peakRssMb: null };
   }
+}
+
+/** What the node spent between two samples (its peak RSS is the later sample's). */
+function statsDelta(before: ProcessStats, after: ProcessStats): ProcessStats {
+  const d = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.round((b - a) * 100) / 100);
+  return { cpuSeconds: d(before.cpuSeconds, after.cpuSeconds), userSeconds: d(before.userSeconds, after.userSeconds), systemSeconds: d(before.systemSeconds, after.systemSeconds), peakRssMb: after.peakRssMb };
 }
 
 /** Checks the vault against the acknowledgements; returns booked / lost / doubled and the audit problems. */
@@ -250,8 +267,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const node = await startNode(o, dir);
   const url = `http://127.0.0.1:${node.port}`;
   const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
+  const statsBefore = processStats(node.proc.pid!);
+  const cpuBefore = process.cpuUsage();
   const run = await drive(url, reqs, o, acks);
-  const stats = processStats(node.proc.pid!);
+  const cpu = process.cpuUsage(cpuBefore);
+  const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
   o.progress('node stopped; checking the vault (full audit)…', true);
@@ -260,7 +280,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     ...base,
     eventsSent: run.sent, eventsAcknowledged: acks.size, eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
     seconds: run.seconds, eventsPerSecond: acks.size / run.seconds, requestsPerSecond: run.requests / run.seconds,
-    latencyMs: latency(run.latencies), errors: run.errors, node: stats,
+    latencyMs: latency(run.latencies), errors: run.errors, node: stats, loadGeneratorCpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
   };
 }
 
@@ -292,7 +312,8 @@ export function reportTable(r: BenchReport): string {
     ['corruption (nexus verify)', r.corruption === null ? '—' : r.corruption.length ? r.corruption[0]! : 'none'],
     ['throughput', `${f(r.eventsPerSecond)} events/s, ${f(r.requestsPerSecond)} requests/s over ${f(r.seconds, 1)} s`],
     ['latency p50 / p90 / p99 / max', `${f(r.latencyMs.p50, 2)} / ${f(r.latencyMs.p90, 2)} / ${f(r.latencyMs.p99, 2)} / ${f(r.latencyMs.max, 2)} ms`],
-    ['node CPU / peak RSS', `${f(r.node.cpuSeconds, 1)} s / ${f(r.node.peakRssMb, 0)} MB`],
+    ['node CPU during load / peak RSS', `${f(r.node.cpuSeconds, 1)} s (user ${f(r.node.userSeconds ?? null, 1)}, system ${f(r.node.systemSeconds ?? null, 1)}) / ${f(r.node.peakRssMb, 0)} MB`],
+    ['load generator CPU during load', r.loadGeneratorCpuSeconds === undefined ? '—' : `${f(r.loadGeneratorCpuSeconds, 1)} s`],
     ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -70,22 +70,30 @@ export function sha256(data: Uint8Array): Uint8Array {
   return heap().slice(out, out + 32);
 }
 
-/** RFC 6962 leaf hashes SHA-256(0x00 ‖ entry) of every entry, n × 32 bytes. */
-export function leafHashes(entries: readonly Uint8Array[]): Uint8Array {
+const encoder = new TextEncoder();
+
+/** RFC 6962 leaf hashes SHA-256(0x00 ‖ entry) of every entry, n × 32 bytes; text is hashed as its UTF-8. */
+export function leafHashes(entries: readonly (Uint8Array | string)[]): Uint8Array {
   const n = entries.length;
-  let total = 0;
-  for (const e of entries) total += e.length;
+  // Strings are UTF-8 encoded straight into WASM memory (at most 3 bytes per UTF-16 unit).
+  let room = 0;
+  for (const e of entries) room += typeof e === 'string' ? e.length * 3 : e.length;
   const offsetsBytes = (n + 1) * 4;
-  const dataAt = scratch(total + offsetsBytes + n * 32 + 8);
-  const offsetsAt = (dataAt + total + 3) & ~3;
+  const dataAt = scratch(room + offsetsBytes + n * 32 + 8);
+  const offsetsAt = (dataAt + room + 3) & ~3;
   const outAt = offsetsAt + offsetsBytes;
   const mem = heap();
   const offsets = new Uint32Array(mem.buffer, offsetsAt, n + 1);
   let pos = 0;
   for (let i = 0; i < n; i++) {
     offsets[i] = pos;
-    mem.set(entries[i]!, dataAt + pos);
-    pos += entries[i]!.length;
+    const e = entries[i]!;
+    if (typeof e === 'string') {
+      pos += encoder.encodeInto(e, mem.subarray(dataAt + pos, dataAt + pos + e.length * 3)).written;
+    } else {
+      mem.set(e, dataAt + pos);
+      pos += e.length;
+    }
   }
   offsets[n] = pos;
   wasm().hashLeaves(dataAt, offsetsAt, n, outAt);

@@ -278,7 +278,7 @@ export class GroupCommitter {
     const nonces: NonceRecord[] = [];
     for (const p of group) if (p.submission.nonce) nonces.push(p.submission.nonce);
     if (prepared.length > 0 || nonces.length > 0) {
-      const leaves = prepared.length > 0 ? leafHashes(prepared.map((pe) => encoder.encode(pe.canonical))) : EMPTY;
+      const leaves = prepared.length > 0 ? leafHashes(prepared.map((pe) => pe.canonical)) : EMPTY;
       for (let i = 0; i < prepared.length; i++) prepared[i]!.leaf = leaves.subarray(i * 32, i * 32 + 32);
       const t0 = performance.now();
       try {
@@ -361,7 +361,6 @@ export class GroupCommitter {
 }
 
 const EMPTY = new Uint8Array(0);
-const encoder = new TextEncoder();
 const refKey = (subject: string, ref: string) => `${subject}\u0000${ref}`;
 
 function findPrior(

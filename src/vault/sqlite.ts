@@ -231,14 +231,16 @@ export class Statement {
         : this.#bindBig(i, BigInt(value));
     } else if (typeof value === 'bigint') {
       rc = this.#bindBig(i, value);
+    } else if (typeof value === 'string') {
+      // UTF-8 straight into SQLite's heap (at most 3 bytes per UTF-16 unit); SQLite frees it.
+      const room = Math.max(value.length * 3, 1);
+      const p = m._sqlite3_malloc(room);
+      const { written } = encoder.encodeInto(value, m.HEAPU8.subarray(p, p + room));
+      rc = m._sqlite3_bind_text(this.#stmt, i, p, written, m._getSqliteFree());
     } else {
-      const bytes = typeof value === 'string' ? encoder.encode(value) : value;
-      const p = m._sqlite3_malloc(Math.max(bytes.length, 1));
-      m.HEAPU8.set(bytes, p);
-      // SQLite takes ownership and frees p with sqlite3_free.
-      rc = typeof value === 'string'
-        ? m._sqlite3_bind_text(this.#stmt, i, p, bytes.length, m._getSqliteFree())
-        : m._sqlite3_bind_blob(this.#stmt, i, p, bytes.length, m._getSqliteFree());
+      const p = m._sqlite3_malloc(Math.max(value.length, 1));
+      m.HEAPU8.set(value, p);
+      rc = m._sqlite3_bind_blob(this.#stmt, i, p, value.length, m._getSqliteFree());
     }
     this.#db.check(rc, 'bind');
     return this;
