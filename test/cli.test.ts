@@ -205,7 +205,7 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   const tmp = tempDir();
   t.after(tmp.cleanup);
   const report = join(tmp.dir, 'r.json');
-  const run = await runCli(['bench', '--events', '400', '--batch', '4', '--concurrency', '8', '--devices', '3', '--data', join(tmp.dir, 'a'), '--report', report]);
+  const run = await runCli(['bench', '--events', '400', '--batch', '4', '--concurrency', '8', '--devices', '3', '--ceiling', '--data', join(tmp.dir, 'a'), '--report', report]);
   assert.equal(run.code, 0, run.stderr);
   const r = JSON.parse(readFileSync(report, 'utf8'));
   assert.equal(r.eventsSent, 400);
@@ -216,6 +216,11 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.deepEqual(r.corruption, []);
   assert.ok(r.eventsPerSecond > 0 && r.latencyMs.p99 >= r.latencyMs.p50);
   assert.match(run.stdout, /lost \/ doubled\s+0 \/ 0/);
+  // The same requests went to the bare Hono app: every one answered, a ratio reported.
+  assert.ok(r.ceiling.requestsPerSecond > 0 && r.ceiling.latencyMs.p50 > 0, JSON.stringify(r.ceiling));
+  assert.equal(r.ceiling.ratio, r.requestsPerSecond / r.ceiling.requestsPerSecond);
+  assert.ok(r.node.userSeconds >= 0 && r.loadGeneratorCpuSeconds > 0);
+  assert.match(run.stdout, /node ÷ ceiling\s+\d/);
   const crash = await runCli(['bench', '--crash-trials', '2', '--events', '3000', '--data', join(tmp.dir, 'b'), '--report', report]);
   assert.equal(crash.code, 0, crash.stderr);
   const c = JSON.parse(readFileSync(report, 'utf8'));

@@ -31,6 +31,8 @@ export interface BenchOptions {
   devices: number;
   keyType: KeyType;
   crashTrials: number;
+  /** After the node, drive the same requests at a bare Hono app (the ceiling) and report the ratio. */
+  ceiling?: boolean;
   progress: (line: string, final?: boolean) => void;
 }
 
@@ -56,6 +58,8 @@ export interface BenchReport {
   /** CPU of this process (the load generator) during the load: it shares the machine with the node. */
   loadGeneratorCpuSeconds?: number;
   crashTrials?: Array<{ trial: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
+  /** The bare-Hono ceiling driven with the same requests in the same run; ratio = node ÷ ceiling requests/s. */
+  ceiling?: { requestsPerSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; ratio: number };
 }
 
 interface Prepared {
@@ -156,7 +160,11 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
 }
 
 function startNode(o: BenchOptions, dir: string): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
-  const proc = spawn(o.self.file, [...o.self.args, 'start', '--data', dir, '--port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return startProcess(o, ['start', '--data', dir, '--port', '0', '--admin-port', '0']);
+}
+
+function startProcess(o: BenchOptions, args: string[]): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
+  const proc = spawn(o.self.file, [...o.self.args, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
     proc.stdout!.on('data', (d) => {
@@ -276,11 +284,24 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   await new Promise((r) => node.proc.once('exit', r));
   o.progress('node stopped; checking the vault (full audit)…', true);
   const check = await checkVault(d, acks);
+  let ceiling: BenchReport['ceiling'];
+  if (o.ceiling) {
+    o.progress('driving the same requests at a bare Hono app (the ceiling)…', true);
+    const bare = await startProcess(o, ['bench', '--serve-ceiling']);
+    try {
+      const c = await drive(`http://127.0.0.1:${bare.port}`, reqs, { ...o, progress: () => {} }, new Map());
+      const rps = c.requests / c.seconds;
+      ceiling = { requestsPerSecond: rps, latencyMs: latency(c.latencies), ratio: run.requests / run.seconds / rps };
+    } finally {
+      bare.proc.kill('SIGTERM');
+    }
+  }
   return {
     ...base,
     eventsSent: run.sent, eventsAcknowledged: acks.size, eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
     seconds: run.seconds, eventsPerSecond: acks.size / run.seconds, requestsPerSecond: run.requests / run.seconds,
     latencyMs: latency(run.latencies), errors: run.errors, node: stats, loadGeneratorCpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+    ...(ceiling ? { ceiling } : {}),
   };
 }
 
@@ -316,6 +337,10 @@ export function reportTable(r: BenchReport): string {
     ['load generator CPU during load', r.loadGeneratorCpuSeconds === undefined ? '—' : `${f(r.loadGeneratorCpuSeconds, 1)} s`],
     ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
   ];
+  if (r.ceiling) {
+    rows.push(['bare Hono ceiling, same requests', `${f(r.ceiling.requestsPerSecond)} requests/s, p50 ${f(r.ceiling.latencyMs.p50, 2)} / p99 ${f(r.ceiling.latencyMs.p99, 2)} ms`]);
+    rows.push(['node ÷ ceiling', f(r.ceiling.ratio, 2)]);
+  }
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
