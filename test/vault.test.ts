@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, writeFileSync, readFileSync, statSync, mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Vault, SCHEMA_VERSION, MIGRATIONS } from '../src/vault/vault.ts';
 import { canonicalEntry } from '../src/brain/entry.ts';
@@ -267,4 +267,36 @@ test('a failed fsync stops the committer for good: that group and everything aft
   assert.equal(failures.length, 1);
   vault.syncCommitted = realSync;
   await assert.rejects(committer.submit(sub('c', [{ amount: 4n }])), /vault write failed: EIO/);
+});
+
+test('WAL appends held back by the VFS reach the file before the fsync that makes them durable', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  await tl.book(2);
+  const copyRows = async (name: string) => {
+    // What a power cut right now could leave: the files as the kernel has them.
+    const dir = join(tl.dir, name);
+    mkdirSync(dir);
+    for (const f of ['vault.db', 'vault.db-wal']) if (existsSync(join(tl.dir, f))) copyFileSync(join(tl.dir, f), join(dir, f));
+    const db = await Database.open(join(dir, 'vault.db'));
+    try {
+      db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;');
+      const s = db.prepare('SELECT count(*) FROM entries');
+      return s.get((r) => r.int(0));
+    } finally {
+      db.close();
+    }
+  };
+  assert.equal(await copyRows('a'), 2);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const realSync = tl.vault.syncCommitted.bind(tl.vault);
+  tl.vault.syncCommitted = () => gate.then(realSync);
+  const booking = tl.book(3);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(tl.vault.size, 5, 'committed in SQLite');
+  assert.equal(await copyRows('b'), 2, 'but its WAL frames are still held back');
+  release();
+  await booking;
+  assert.equal(await copyRows('c'), 5, 'written out before the fsync');
 });

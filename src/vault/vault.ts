@@ -231,7 +231,12 @@ export class Vault {
    */
   syncCommitted(): Promise<void> {
     const size = this.#size;
-    const fds = this.#db.takeUnsynced();
+    let fds: number[];
+    try {
+      fds = this.#db.takeUnsynced(); // writes out what the VFS held back: may fail like a write
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const done = Promise.all(fds.map(fsyncAsync)).then(() => {
       this.#durableSize = Math.max(this.#durableSize, size);
     });
