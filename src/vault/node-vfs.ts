@@ -23,8 +23,8 @@ interface OpenFile {
   durable: boolean;
   /** Written or truncated since its last fsync. */
   dirty: boolean;
-  /** WAL appends held back to go out in one write (see jWrite). */
-  pending?: { offset: number; length: number; chunks: Uint8Array[] };
+  /** WAL appends held back to go out in one write (see jWrite); the buffer is reused. */
+  pending?: { offset: number; length: number; buffer: Uint8Array };
 }
 
 /** Held-back WAL bytes are written out at this size even without a reason to. */
@@ -76,7 +76,8 @@ export class NodeFsVFS extends FacadeVFS {
       if ((flags & C.SQLITE_OPEN_EXCLUSIVE) !== 0) mode |= fs.constants.O_EXCL;
       const fd = fs.openSync(name, mode, 0o600);
       const durable = (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0;
-      this.#files.set(pFile, { fd, name, flags, durable, dirty: false, ...((flags & C.SQLITE_OPEN_WAL) !== 0 ? { pending: undefined } : {}) });
+      const wal = (flags & C.SQLITE_OPEN_WAL) !== 0;
+      this.#files.set(pFile, { fd, name, flags, durable, dirty: false, ...(wal ? { pending: { offset: 0, length: 0, buffer: new Uint8Array(64 * 1024) } } : {}) });
       if (!existed && (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0) {
         fsyncDir(path.dirname(name));
       }
@@ -153,8 +154,8 @@ export class NodeFsVFS extends FacadeVFS {
   /**
    * A commit appends each WAL frame as two writes (24-byte header, page): a
    * group of ten requests made ~120 write calls, the largest single cost of a
-   * commit. Appends to the WAL are therefore held here (copied: SQLite reuses
-   * its buffer) and go out as one write before anything that could observe
+   * commit. Appends to the WAL are therefore held here (copied into a reused
+   * buffer: SQLite reuses its own) and go out as one write before anything that could observe
    * them — a read, a size, a truncate, a sync, a close, takeUnsynced() — or
    * a non-contiguous write. Until then they are exactly as durable as
    * page-cache bytes were: not at all, and nobody has been told otherwise.
@@ -165,15 +166,17 @@ export class NodeFsVFS extends FacadeVFS {
     const buf = pData.subarray();
     try {
       if (file.durable) file.dirty = true;
-      if ('pending' in file) {
-        const p = file.pending;
-        if (p && p.offset + p.length === iOffset && p.length < PENDING_MAX) {
-          p.chunks.push(buf.slice());
-          p.length += buf.byteLength;
-          return C.SQLITE_OK;
+      const p = file.pending;
+      if (p) {
+        if (p.length > 0 && (p.offset + p.length !== iOffset || p.length + buf.byteLength > PENDING_MAX)) this.#flush(file);
+        if (p.length === 0) p.offset = iOffset;
+        if (p.length + buf.byteLength > p.buffer.byteLength) {
+          const grown = new Uint8Array(Math.max(p.buffer.byteLength * 2, p.length + buf.byteLength));
+          grown.set(p.buffer.subarray(0, p.length));
+          p.buffer = grown;
         }
-        this.#flush(file);
-        file.pending = { offset: iOffset, length: buf.byteLength, chunks: [buf.slice()] };
+        p.buffer.set(buf, p.length);
+        p.length += buf.byteLength;
         return C.SQLITE_OK;
       }
       writeAll(file.fd, buf, iOffset);
@@ -186,9 +189,10 @@ export class NodeFsVFS extends FacadeVFS {
   /** Writes out held-back WAL appends (throws on failure: the caller reports its own I/O error). */
   #flush(file: OpenFile): void {
     const p = file.pending;
-    if (!p) return;
-    file.pending = undefined;
-    writeAll(file.fd, p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.length), p.offset);
+    if (!p || p.length === 0) return;
+    const length = p.length;
+    p.length = 0; // a failed write is not retried from here: SQLite gets the I/O error
+    writeAll(file.fd, p.buffer.subarray(0, length), p.offset);
   }
 
   override jTruncate(pFile: number, size: number): number {
