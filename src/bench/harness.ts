@@ -59,7 +59,7 @@ export interface BenchReport {
   loadGeneratorCpuSeconds?: number;
   crashTrials?: Array<{ trial: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
   /** The bare-Hono ceiling driven with the same requests in the same run; ratio = node ÷ ceiling requests/s. */
-  ceiling?: { requestsPerSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; ratio: number };
+  ceiling?: { requestsPerSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; ratio: number; cpuSeconds: number | null; loadGeneratorCpuSeconds: number };
 }
 
 interface Prepared {
@@ -289,9 +289,15 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     o.progress('driving the same requests at a bare Hono app (the ceiling)…', true);
     const bare = await startProcess(o, ['bench', '--serve-ceiling']);
     try {
+      const before = processStats(bare.proc.pid!);
+      const genBefore = process.cpuUsage();
       const c = await drive(`http://127.0.0.1:${bare.port}`, reqs, { ...o, progress: () => {} }, new Map());
+      const gen = process.cpuUsage(genBefore);
       const rps = c.requests / c.seconds;
-      ceiling = { requestsPerSecond: rps, latencyMs: latency(c.latencies), ratio: run.requests / run.seconds / rps };
+      ceiling = {
+        requestsPerSecond: rps, latencyMs: latency(c.latencies), ratio: run.requests / run.seconds / rps,
+        cpuSeconds: statsDelta(before, processStats(bare.proc.pid!)).cpuSeconds, loadGeneratorCpuSeconds: Math.round((gen.user + gen.system) / 1e4) / 100,
+      };
     } finally {
       bare.proc.kill('SIGTERM');
     }
@@ -339,6 +345,7 @@ export function reportTable(r: BenchReport): string {
   ];
   if (r.ceiling) {
     rows.push(['bare Hono ceiling, same requests', `${f(r.ceiling.requestsPerSecond)} requests/s, p50 ${f(r.ceiling.latencyMs.p50, 2)} / p99 ${f(r.ceiling.latencyMs.p99, 2)} ms`]);
+    rows.push(['ceiling CPU / its load generator CPU', `${f(r.ceiling.cpuSeconds, 1)} s / ${f(r.ceiling.loadGeneratorCpuSeconds, 1)} s`]);
     rows.push(['node ÷ ceiling', f(r.ceiling.ratio, 2)]);
   }
   const w = Math.max(...rows.map(([k]) => k.length));
