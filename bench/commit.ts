@@ -7,7 +7,8 @@
  * and SQLite's own fsyncs (WAL checkpoints; the commit fsync runs on the
  * thread pool and is not counted here).
  *
- *   node --import tsx bench/commit.ts [--group 20] [--groups 2000] [--batch 1] [--pragma "cache_size=-2000"]
+ *   node --import tsx bench/commit.ts [--group 20] [--groups 2000] [--batch 1] [--subjects 100]
+ *     [--no-ref] [--no-nonce] [--pragma "cache_size=-2000"]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -24,6 +25,9 @@ const { values } = parseArgs({
     group: { type: 'string', default: '20' },
     groups: { type: 'string', default: '2000' },
     batch: { type: 'string', default: '1' },
+    subjects: { type: 'string', default: '100' },
+    'no-ref': { type: 'boolean', default: false },
+    'no-nonce': { type: 'boolean', default: false },
     pragma: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -53,7 +57,7 @@ for (const p of values.pragma) vault.database.exec(`PRAGMA ${p}`);
 const log = new TransparencyLog(vault, 'bench.example/log', { name: 'bench.example/log', publicKey: new Uint8Array(32), sign: () => new Uint8Array(64) });
 log.open();
 const committer = new GroupCommitter(vault, { integrate: (leaves, n) => log.tree.integrate(leaves, n) });
-const subjects = Array.from({ length: 100 }, (_, i) => `did:key:z6Mk${randomBytes(30).toString('base64url')}${i}`);
+const subjects = Array.from({ length: Number(values.subjects) }, (_, i) => `did:key:z6Mk${randomBytes(30).toString('base64url')}${i}`);
 
 let ref = 0;
 let request = 0;
@@ -68,16 +72,16 @@ for (let g = 0; g < GROUPS; g++) {
     const subject = subjects[request++ % subjects.length]!;
     return committer.submit({
       subject,
-      events: Array.from({ length: B }, () => ({ beneficiary: subject, amount: 1234n, ref: `b${ref++}` })),
+      events: Array.from({ length: B }, () => ({ beneficiary: subject, amount: 1234n, ref: values['no-ref'] ? null : `b${ref++}` })),
       evidence: randomBytes(330),
-      nonce: { key: `${subject} ${randomBytes(16).toString('base64url')}`, expires: Date.now() + 60_000 },
+      ...(values['no-nonce'] ? {} : { nonce: { key: `${subject} ${randomBytes(16).toString('base64url')}`, expires: Date.now() + 60_000 } }),
     });
   }));
 }
 const seconds = (performance.now() - t0) / 1000;
 const half = GROUPS / 2;
 const perGroup = (n: number) => (n / half).toFixed(1);
-console.log(`groups of ${G} submissions × ${B} events, ${GROUPS} groups${values.pragma.length ? `, PRAGMA ${values.pragma.join('; ')}` : ''}`);
+console.log(`groups of ${G} submissions × ${B} events from ${subjects.length} subjects, ${GROUPS} groups${values['no-ref'] ? ', no refs' : ''}${values['no-nonce'] ? ', no nonces' : ''}${values.pragma.length ? `, PRAGMA ${values.pragma.join('; ')}` : ''}`);
 console.log(`  ${((performance.now() - tHalf) / half).toFixed(2)} ms per group (2nd half), ${Math.round((GROUPS * G * B) / seconds)} events/s overall`);
 console.log(`  per group (2nd half): ${perGroup(io.writes)} writes, ${(io.bytes / half / 1024).toFixed(1)} KiB, ${perGroup(io.reads)} reads, ${(io.syncs / half).toFixed(2)} checkpoint fsyncs`);
 console.log(`  vault ${(statSync(join(dir, 'vault.db')).size / 1e6).toFixed(1)} MB for ${vault.size} entries`);
