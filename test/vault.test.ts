@@ -1,7 +1,10 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync, readFileSync, statSync, mkdirSync, copyFileSync } from 'node:fs';
+import { existsSync, writeFileSync, readFileSync, statSync, mkdirSync, copyFileSync, fsync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const fsyncPromise = promisify(fsync);
 import { join } from 'node:path';
 import { Vault, SCHEMA_VERSION, MIGRATIONS } from '../src/vault/vault.ts';
 import { canonicalEntry } from '../src/brain/entry.ts';
@@ -299,4 +302,26 @@ test('WAL appends held back by the VFS reach the file before the fsync that make
   release();
   await booking;
   assert.equal(await copyRows('c'), 5, 'written out before the fsync');
+});
+
+test('after a failed fsync the vault refuses every later transaction and sync, and its durable size stays put', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  let fail = false;
+  // EIO cannot be provoked on this machine's disk: the thread-pool fsync is replaced by one that can fail.
+  const vault = await Vault.open(join(tmp.dir, 'vault.db'), {
+    fsyncAsync: (fd) => (fail ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : fsyncPromise(fd)),
+  });
+  t.after(() => vault.close());
+  const committer = new GroupCommitter(vault);
+  await committer.submit(sub('a', [{ amount: 1n }]));
+  assert.equal(vault.durableSize, 1);
+  fail = true;
+  await assert.rejects(committer.submit(sub('a', [{ amount: 2n }])), /EIO/);
+  assert.equal(vault.size, 2, 'the row is in SQLite');
+  assert.equal(vault.durableSize, 1, 'but never counted as durable');
+  fail = false;
+  await assert.rejects(vault.syncCommitted(), /EIO/, 'a later fsync that succeeds proves nothing about the lost pages');
+  assert.throws(() => vault.addDevice('did:key:z6Mkafter', null), /stopped after a failed fsync/);
+  await committer.close();
 });

@@ -118,6 +118,8 @@ export interface PreparedEntry {
 export interface VaultOpenOptions {
   /** Policy stored when the vault is created; ignored for an existing vault. */
   policy?: Policy;
+  /** @internal The thread-pool fsync; tests replace it to simulate a failing disk (EIO cannot be provoked here). */
+  fsyncAsync?: (fd: number) => Promise<void>;
 }
 
 export class Vault {
@@ -130,12 +132,20 @@ export class Vault {
   #durableSize: number;
   #totals: Totals;
   #lastNoncePrune = 0;
-  #syncing: Promise<void> | undefined;
+  /** Thread-pool fsyncs not yet returned (close must not race them). */
+  #syncing = 0;
+  /** Settles when the newest syncCommitted() has; rejects for good after a failed fsync. */
+  #syncChain: Promise<void> = Promise.resolve();
+  /** Set by the first failed fsync: from then on nothing may be called durable. */
+  #failed: unknown;
   #undo: Array<() => void> | undefined;
   /** Evidence hash of the newest entry (a run continues across groups only if it matches). */
   #lastEvidence: Uint8Array | undefined;
 
-  private constructor(file: string, db: Database, lock: PidLock, policy: Policy) {
+  readonly #fsyncAsync: (fd: number) => Promise<void>;
+
+  private constructor(file: string, db: Database, lock: PidLock, policy: Policy, fsyncOnPool: (fd: number) => Promise<void>) {
+    this.#fsyncAsync = fsyncOnPool;
     this.file = file;
     this.#db = db;
     this.#lock = lock;
@@ -164,7 +174,7 @@ export class Vault {
       // the checkpoint is the one fsync that still runs on the event loop.
       db.exec(`PRAGMA cache_size=-${16 * 1024}; PRAGMA wal_autocheckpoint=${4096};`);
       const policy = migrate(db, options.policy ?? DEFAULT_POLICY);
-      return new Vault(file, db, lock, policy);
+      return new Vault(file, db, lock, policy, options.fsyncAsync ?? fsyncAsync);
     } catch (e) {
       db?.close();
       lock.release();
@@ -196,6 +206,7 @@ export class Vault {
    * tells anyone the transaction happened.
    */
   transaction<T>(fn: () => T, options: { deferSync?: boolean } = {}): T {
+    if (this.#failed !== undefined) throw new Error(`the vault stopped after a failed fsync: ${(this.#failed as Error)?.message ?? String(this.#failed)}`);
     const size = this.#size;
     const totals = this.#totals;
     let result: T;
@@ -211,7 +222,12 @@ export class Vault {
       this.#undo = undefined;
     }
     if (!options.deferSync) {
-      this.#fsync(this.#db.takeUnsynced());
+      try {
+        this.#fsync(this.#db.takeUnsynced());
+      } catch (e) {
+        this.#failed ??= e;
+        throw e;
+      }
       this.#durableSize = Math.max(this.#durableSize, this.#size);
     }
     return result;
@@ -225,25 +241,34 @@ export class Vault {
 
   /**
    * fsyncs, on the thread pool, every file written since the last fsync; all
-   * commits made before this call are durable when it resolves. It rejects
-   * when the disk failed — then nothing since the last good fsync may be
-   * called durable, ever (a failed fsync may have dropped the pages).
+   * commits made before this call are durable when it resolves. Calls settle
+   * in call order, and after one fails every later one rejects too — as does
+   * every transaction: a failed fsync may have dropped pages that a later,
+   * successful one would not report, so nothing after it may be called
+   * durable, ever.
    */
   syncCommitted(): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
     const size = this.#size;
-    let fds: number[];
+    let mine: Promise<unknown>;
     try {
-      fds = this.#db.takeUnsynced(); // writes out what the VFS held back: may fail like a write
+      const fds = this.#db.takeUnsynced(); // writes out what the VFS held back: may fail like a write
+      this.#syncing++;
+      mine = Promise.all(fds.map(this.#fsyncAsync)).finally(() => this.#syncing--);
     } catch (e) {
-      return Promise.reject(e);
+      mine = Promise.reject(e);
     }
-    const done = Promise.all(fds.map(fsyncAsync)).then(() => {
-      this.#durableSize = Math.max(this.#durableSize, size);
-    });
-    const tracked: Promise<void> = done.finally(() => {
-      if (this.#syncing === tracked) this.#syncing = undefined;
-    });
-    this.#syncing = tracked;
+    mine.catch(() => {}); // judged in order below, not as an unhandled rejection
+    const done = this.#syncChain.then(() => mine).then(
+      () => {
+        this.#durableSize = Math.max(this.#durableSize, size);
+      },
+      (e: unknown) => {
+        this.#failed ??= e;
+        throw this.#failed;
+      },
+    );
+    this.#syncChain = done;
     return done;
   }
 
@@ -408,7 +433,7 @@ export class Vault {
   close(): void {
     // A pending thread-pool fsync must not meet a closed descriptor; closing
     // fsyncs every dirty file itself (the VFS), so only wait is at stake.
-    if (this.#syncing) throw new Error('vault closed while a commit is being synced; await the group committer first');
+    if (this.#syncing > 0) throw new Error('vault closed while a commit is being synced; await the group committer first');
     try {
       this.#db.close();
     } finally {
