@@ -281,3 +281,24 @@ test('log routes: checkpoint (text/plain, public), consistency, proof bundles fo
   const sum = await json(await devGet(`${node.url}/v1/summary`, 'prover'));
   assert.equal(sum.body.checkpoint.size, size);
 });
+
+test('a failed fsync: that write and every later one get 503 STORAGE_UNAVAILABLE, /readyz says not ready, reads still work', async (t) => {
+  const own = await startTestNode();
+  t.after(() => own.cleanup());
+  const first = await json(await devPost(`${own.url}/v1/events`, { amount: '10', ref: 'before' }));
+  assert.equal(first.status, 201);
+  // EIO from fsync cannot be provoked on this machine's disk without root
+  // tools (dm-flakey): the thread-pool fsync is replaced by one that fails.
+  const realSync = own.vault.syncCommitted.bind(own.vault);
+  own.vault.syncCommitted = () => realSync().then(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
+  const failed = await json(await devPost(`${own.url}/v1/events`, { amount: '11', ref: 'during' }));
+  assert.equal(failed.status, 503);
+  assert.equal(failed.body.code, 'STORAGE_UNAVAILABLE');
+  own.vault.syncCommitted = realSync;
+  const after = await json(await devPost(`${own.url}/v1/events`, { amount: '12', ref: 'after' }));
+  assert.equal(after.status, 503, 'the committer stays stopped: nothing after a failed fsync may be called durable');
+  const ready = await fetch(`${own.url}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.equal((await json(await devGet(`${own.url}/v1/events/${first.body.seq}`))).status, 200);
+  assert.ok(own.logs.some((l) => l.includes('"event":"vault_sync_failed"')), 'the operator is told why');
+});
