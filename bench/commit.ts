@@ -63,11 +63,13 @@ let ref = 0;
 let request = 0;
 const t0 = performance.now();
 let tHalf = t0;
+const groupMs: number[] = [];
 for (let g = 0; g < GROUPS; g++) {
   if (g === GROUPS / 2) {
     Object.assign(io, { syncs: 0, writes: 0, bytes: 0, reads: 0 });
     tHalf = performance.now();
   }
+  const tg = performance.now();
   await Promise.all(Array.from({ length: G }, () => {
     const subject = subjects[request++ % subjects.length]!;
     return committer.submit({
@@ -77,12 +79,15 @@ for (let g = 0; g < GROUPS; g++) {
       ...(values['no-nonce'] ? {} : { nonce: { key: `${subject} ${randomBytes(16).toString('base64url')}`, expires: Date.now() + 60_000 } }),
     });
   }));
+  groupMs.push(performance.now() - tg);
 }
+groupMs.sort((a, b) => a - b);
 const seconds = (performance.now() - t0) / 1000;
 const half = GROUPS / 2;
 const perGroup = (n: number) => (n / half).toFixed(1);
 console.log(`groups of ${G} submissions × ${B} events from ${subjects.length} subjects, ${GROUPS} groups${values['no-ref'] ? ', no refs' : ''}${values['no-nonce'] ? ', no nonces' : ''}${values.pragma.length ? `, PRAGMA ${values.pragma.join('; ')}` : ''}`);
 console.log(`  ${((performance.now() - tHalf) / half).toFixed(2)} ms per group (2nd half), ${Math.round((GROUPS * G * B) / seconds)} events/s overall`);
+console.log(`  group commit time p50 / p99 / max: ${groupMs[Math.floor(groupMs.length / 2)]!.toFixed(2)} / ${groupMs[Math.floor(groupMs.length * 0.99)]!.toFixed(2)} / ${groupMs.at(-1)!.toFixed(2)} ms`);
 console.log(`  per group (2nd half): ${perGroup(io.writes)} writes, ${(io.bytes / half / 1024).toFixed(1)} KiB, ${perGroup(io.reads)} reads, ${(io.syncs / half).toFixed(2)} checkpoint fsyncs`);
 console.log(`  vault ${(statSync(join(dir, 'vault.db')).size / 1e6).toFixed(1)} MB for ${vault.size} entries`);
 await committer.close();
