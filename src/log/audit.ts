@@ -11,7 +11,7 @@ import { formatPolicy } from '../brain/policy.ts';
 import { splitBatch } from '../brain/split.ts';
 import { leafHashes } from '../hotpath/hotpath.ts';
 import { sha256 } from '../runtime/crypto.ts';
-import { toHex as hex } from '../runtime/encoding.ts';
+import { equalBytes, toHex as hex } from '../runtime/encoding.ts';
 import type { Vault } from '../vault/vault.ts';
 import { MerkleTree } from './tree.ts';
 import { parseCheckpointBody, parseNote, verifyNote } from './verify.ts';
@@ -35,7 +35,6 @@ export interface AuditOptions {
 }
 
 const enc = new TextEncoder();
-const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 
 export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
   const problems: string[] = [];
@@ -74,7 +73,7 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
     });
     batch.forEach((b, i) => {
       const want = recomputed.subarray(i * 32, i * 32 + 32);
-      if (!same(want, b.leaf)) problem(`entry ${b.seq}: stored leaf hash ${hex(b.leaf)} is not SHA-256(0x00 ‖ canonical bytes) ${hex(want)}`);
+      if (!equalBytes(want, b.leaf)) problem(`entry ${b.seq}: stored leaf hash ${hex(b.leaf)} is not SHA-256(0x00 ‖ canonical bytes) ${hex(want)}`);
       if (b.seq < total) leaves.set(want, b.seq * 32);
     });
     batch.length = 0;
@@ -106,9 +105,9 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
         const firstSeq = evidenceStmt.get((st) => st.int(0), row.seq);
         if (firstSeq !== checkedRun.firstSeq) {
           const run = firstSeq === undefined ? undefined : evidenceStmt.get((st) => ({ hash: st.blob(1), bytes: st.blob(2) }), row.seq);
-          checkedRun = { firstSeq: firstSeq ?? -1, ok: !!run && same(sha256(run.bytes), run.hash), hash: run?.hash ?? new Uint8Array(0) };
+          checkedRun = { firstSeq: firstSeq ?? -1, ok: !!run && equalBytes(sha256(run.bytes), run.hash), hash: run?.hash ?? new Uint8Array(0) };
         }
-        if (checkedRun.firstSeq < 0 || !same(checkedRun.hash, row.evidenceHash)) problem(`entry ${row.seq}: its authentication evidence is missing`);
+        if (checkedRun.firstSeq < 0 || !equalBytes(checkedRun.hash, row.evidenceHash)) problem(`entry ${row.seq}: its authentication evidence is missing`);
         else if (!checkedRun.ok) problem(`entry ${row.seq}: evidence does not hash to ${e.evidence}`);
       }
       totals.amount += e.amount;
@@ -161,7 +160,7 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
       continue;
     }
     const root = MerkleTree.rootOf(leaves, cp.size);
-    if (!same(root, cp.root)) problem(`${where}: stored root ${hex(cp.root)} is not the root of the first ${cp.size} leaves (${hex(root)})`);
+    if (!equalBytes(root, cp.root)) problem(`${where}: stored root ${hex(cp.root)} is not the root of the first ${cp.size} leaves (${hex(root)})`);
     const parsed = parseNote(cp.note);
     const body = parsed && parseCheckpointBody(parsed.text);
     if (!parsed || !body) problem(`${where}: not a signed tlog checkpoint`);

@@ -7,6 +7,7 @@
  */
 import { hashPairs, merkleRoot } from '../hotpath/hotpath.ts';
 import { sha256 } from '../runtime/crypto.ts';
+import { equalBytes } from '../runtime/encoding.ts';
 import type { Database, Statement } from '../vault/sqlite.ts';
 import type { Vault } from '../vault/vault.ts';
 
@@ -183,7 +184,7 @@ export class MerkleTree {
       for (let i = 0; i < Math.floor(n / 2); i++) {
         const s = stored(level, i);
         const want = parents.subarray(i * 32, i * 32 + 32);
-        if (!s || Buffer.compare(Buffer.from(s), Buffer.from(want)) !== 0) return { level, index: i };
+        if (!s || !equalBytes(s, want)) return { level, index: i };
       }
       nodes = parents;
       n = Math.floor(n / 2);

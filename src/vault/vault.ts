@@ -12,6 +12,7 @@
  * they count, and `nexus verify` recomputes them.
  */
 import { fs, path, fsyncAsync } from '../runtime/fs.ts';
+import { equalBytes } from '../runtime/encoding.ts';
 import { formatPolicy, parsePolicy, DEFAULT_POLICY, type Policy } from '../brain/policy.ts';
 import { parseCanonicalEntry, type LedgerEntry } from '../brain/entry.ts';
 import { Database, type Statement } from './sqlite.ts';
@@ -292,7 +293,7 @@ export class Vault {
       const e = p.entry;
       if (e.seq !== this.#size) throw new Error(`seq ${e.seq} does not continue the ledger at ${this.#size}`);
       // One evidence row per run of consecutive entries it authenticates (a batch shares one).
-      if (!lastEvidence || !sameBytes(p.evidenceHash, lastEvidence)) s.evidence.run(e.seq, p.evidenceHash, p.evidence);
+      if (!lastEvidence || !equalBytes(p.evidenceHash, lastEvidence)) s.evidence.run(e.seq, p.evidenceHash, p.evidence);
       lastEvidence = p.evidenceHash;
       s.insert.run(e.seq, e.subject, e.ref, p.canonical, p.leaf, p.evidenceHash);
       this.#size++;
@@ -372,7 +373,7 @@ export class Vault {
     const want = this.#s.evidenceHashOf.get((s) => s.blob(0), seq);
     if (!want) return undefined;
     const run = this.#s.evidenceOf.get((s) => ({ firstSeq: s.int(0), hash: s.blob(1), bytes: s.blob(2) }), seq);
-    return run && sameBytes(run.hash, want) ? run : undefined;
+    return run && equalBytes(run.hash, want) ? run : undefined;
   }
 
   /** Newest first, strictly below `before` (a seq), at most `limit`. */
@@ -442,13 +443,6 @@ export class Vault {
       this.#lock.release();
     }
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function readStored(s: Statement): StoredEntry {
