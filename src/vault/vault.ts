@@ -210,15 +210,11 @@ export class Vault {
    */
   transaction<T>(fn: () => T, options: { deferSync?: boolean } = {}): T {
     if (this.#failed !== undefined) throw new Error(`the vault stopped after a failed fsync: ${(this.#failed as Error)?.message ?? String(this.#failed)}`);
-    const size = this.#size;
-    const totals = this.#totals;
     let result: T;
     this.#undo = [];
     try {
       result = this.#db.transaction(fn);
     } catch (e) {
-      this.#size = size;
-      this.#totals = totals;
       for (const undo of this.#undo.reverse()) undo();
       throw e;
     } finally {
@@ -236,7 +232,7 @@ export class Vault {
     return result;
   }
 
-  /** Inside transaction(): restores in-memory state (e.g. the tree's size) if the transaction rolls back. */
+  /** Inside transaction(): restores in-memory state (ledger size and totals, the tree's size) if it rolls back. */
   onRollback(undo: () => void): void {
     if (!this.#undo) throw new Error('onRollback outside a transaction');
     this.#undo.push(undo);
@@ -286,6 +282,12 @@ export class Vault {
   appendEntries(batch: readonly PreparedEntry[]): void {
     if (batch.length === 0) return;
     const s = this.#s;
+    const before = { size: this.#size, totals: this.#totals, lastEvidence: this.#lastEvidence };
+    this.onRollback(() => {
+      this.#size = before.size;
+      this.#totals = before.totals;
+      this.#lastEvidence = before.lastEvidence;
+    });
     const credited = new Map<string, { amount: bigint; events: number }>();
     const t = { ...this.#totals };
     let lastEvidence = this.#lastEvidence;
@@ -313,10 +315,6 @@ export class Vault {
     }
     s.totalsSet.run(t.entries, t.amount.toString(), t.creator.toString(), t.pool.toString(), t.fee.toString());
     this.#totals = t;
-    const previous = this.#lastEvidence;
-    this.onRollback(() => {
-      this.#lastEvidence = previous;
-    });
     this.#lastEvidence = lastEvidence;
   }
 
