@@ -52,10 +52,12 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
   const leaves = new Uint8Array(total * 32);
   const totals = { amount: 0n, creator: 0n, pool: 0n, fee: 0n };
   const accounts = new Map<string, { credited: bigint; events: number }>();
-  // The evidence row of an entry is the run with the greatest first_seq ≤ seq;
-  // a batch's events share one run: hash its bytes once.
-  const evidenceStmt = db.prepare('SELECT first_seq, hash, bytes FROM evidence WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1');
-  let checkedRun: { firstSeq: number; ok: boolean; hash: Uint8Array } = { firstSeq: -1, ok: false, hash: new Uint8Array(0) };
+  // The evidence row of an entry is the run with the greatest first_seq ≤ seq.
+  // Runs are walked in step with the entries (both in seq order), and each
+  // run's bytes are hashed once, however many entries it authenticates.
+  const runs = vault.scanEvidence();
+  let nextRun = runs.next();
+  let run: { hash: Uint8Array; ok: boolean } | undefined;
   let expected = 0;
   let rows = 0;
   type Row = { seq: number; canonical: string; leaf: Uint8Array; entry?: LedgerEntry };
@@ -102,13 +104,12 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
       const evHex = hex(row.evidenceHash);
       if (evHex !== e.evidence) problem(`entry ${row.seq}: evidence column differs from the canonical bytes`);
       else {
-        const firstSeq = evidenceStmt.get((st) => st.int(0), row.seq);
-        if (firstSeq !== checkedRun.firstSeq) {
-          const run = firstSeq === undefined ? undefined : evidenceStmt.get((st) => ({ hash: st.blob(1), bytes: st.blob(2) }), row.seq);
-          checkedRun = { firstSeq: firstSeq ?? -1, ok: !!run && equalBytes(sha256(run.bytes), run.hash), hash: run?.hash ?? new Uint8Array(0) };
+        while (!nextRun.done && nextRun.value.firstSeq <= row.seq) {
+          run = { hash: nextRun.value.hash, ok: equalBytes(sha256(nextRun.value.bytes), nextRun.value.hash) };
+          nextRun = runs.next();
         }
-        if (checkedRun.firstSeq < 0 || !equalBytes(checkedRun.hash, row.evidenceHash)) problem(`entry ${row.seq}: its authentication evidence is missing`);
-        else if (!checkedRun.ok) problem(`entry ${row.seq}: evidence does not hash to ${e.evidence}`);
+        if (!run || !equalBytes(run.hash, row.evidenceHash)) problem(`entry ${row.seq}: its authentication evidence is missing`);
+        else if (!run.ok) problem(`entry ${row.seq}: evidence does not hash to ${e.evidence}`);
       }
       totals.amount += e.amount;
       totals.creator += s.creator;
@@ -126,7 +127,6 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
     if (rows % 16384 === 0) options.progress?.(rows, total);
   }
   flushBatch();
-  evidenceStmt.finalize();
   options.progress?.(rows, total);
 
   // Derived aggregates.

@@ -407,6 +407,17 @@ export class Vault {
     }
   }
 
+  /** Evidence runs in first_seq order (the offline audit walks them beside scan()). */
+  *scanEvidence(chunk = 1024): Generator<{ firstSeq: number; hash: Uint8Array; bytes: Uint8Array }> {
+    let next = 0;
+    for (;;) {
+      const rows = this.#s.evidenceScan.all((s) => ({ firstSeq: s.int(0), hash: s.blob(1), bytes: s.blob(2) }), next, chunk);
+      yield* rows;
+      if (rows.length < chunk) return;
+      next = rows[rows.length - 1]!.firstSeq + 1;
+    }
+  }
+
   allAccounts(): Account[] {
     return this.#s.accountsAll.all((s) => ({ beneficiary: s.text(0), credited: BigInt(s.text(1)), events: s.int(2) }));
   }
@@ -457,6 +468,7 @@ function prepareAll(db: Database) {
     bySeq: db.prepare('SELECT canonical, leaf FROM entries WHERE seq = ?'),
     byRef: db.prepare('SELECT canonical, leaf FROM entries WHERE subject = ? AND ref = ?'),
     evidenceHashOf: db.prepare('SELECT evidence FROM entries WHERE seq = ?'),
+    evidenceScan: db.prepare('SELECT first_seq, hash, bytes FROM evidence WHERE first_seq >= ? ORDER BY first_seq LIMIT ?'),
     evidenceOf: db.prepare('SELECT first_seq, hash, bytes FROM evidence WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1'),
     listAll: db.prepare('SELECT canonical, leaf FROM entries WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
     listSubject: db.prepare('SELECT canonical, leaf FROM entries WHERE subject = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
