@@ -219,7 +219,7 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   // The same requests went to the bare Hono app: every one answered, a ratio reported.
   assert.ok(r.ceiling.requestsPerSecond > 0 && r.ceiling.latencyMs.p50 > 0, JSON.stringify(r.ceiling));
   assert.equal(r.ceiling.ratio, r.requestsPerSecond / r.ceiling.requestsPerSecond);
-  assert.ok(r.node.userSeconds >= 0 && r.loadGeneratorCpuSeconds > 0);
+  assert.ok(typeof r.node.userSeconds === 'number' && r.node.userSeconds >= 0 && r.loadGeneratorCpuSeconds > 0, JSON.stringify(r.node));
   assert.match(run.stdout, /node ÷ ceiling\s+\d/);
   const crash = await runCli(['bench', '--crash-trials', '2', '--events', '3000', '--data', join(tmp.dir, 'b'), '--report', report]);
   assert.equal(crash.code, 0, crash.stderr);

@@ -2,13 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadVectors } from './support/vectors.ts';
-import { openTestLog, testSigner } from './support/log.ts';
+import { openTestLog, testSigner, tamper, auditFile } from './support/log.ts';
 import { refRoot, refLeafHash } from './support/reference.ts';
 import { verifyInclusion, verifyConsistency, verifyNote, noteKeyId, parseVerifierKey, verifierKey, parseNote, parseCheckpointBody, verifyProofBundle, leafHash } from '../src/log/verify.ts';
 import { signNote } from '../src/log/log.ts';
-import { auditVault } from '../src/log/audit.ts';
-import { Database } from '../src/vault/sqlite.ts';
-import { Vault } from '../src/vault/vault.ts';
 import { createPrivateKey, sign } from 'node:crypto';
 
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
@@ -138,22 +135,6 @@ test('checkpoints: cut only on growth, signed, and consistent with each other; p
   assert.throws(() => tl.log.proofBundle(14), /not covered by a checkpoint/);
 });
 
-async function tamper(file: string, sql: string) {
-  const db = await Database.open(file);
-  db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;');
-  db.exec(sql);
-  db.close();
-}
-
-async function audit(tl: { file: string; signer: { name: string; publicKey: Uint8Array } }) {
-  const vault = await Vault.open(tl.file);
-  try {
-    return auditVault(vault, { keyName: tl.signer.name, publicKey: tl.signer.publicKey });
-  } finally {
-    vault.close();
-  }
-}
-
 test('verify: a clean vault passes; a tampered amount, a deleted row, a forged checkpoint and a bad node are each caught', async (t) => {
   const setup = async () => {
     const tl = await openTestLog();
@@ -166,7 +147,7 @@ test('verify: a clean vault passes; a tampered amount, a deleted row, a forged c
   };
   const clean = await setup();
   t.after(clean.cleanup);
-  const ok = await audit(clean);
+  const ok = await auditFile(clean);
   assert.deepEqual(ok.problems, []);
   assert.equal(ok.entries, 43);
   assert.equal(ok.checkpoints, 3);
@@ -174,14 +155,14 @@ test('verify: a clean vault passes; a tampered amount, a deleted row, a forged c
   const amount = await setup();
   t.after(amount.cleanup);
   await tamper(amount.file, `UPDATE entries SET canonical = replace(canonical, '"amount":"70"', '"amount":"71"') WHERE seq = 9`);
-  const r1 = await audit(amount);
+  const r1 = await auditFile(amount);
   assert.equal(r1.ok, false);
   assert.match(r1.first!, /^entry 9: /);
 
   const deleted = await setup();
   t.after(deleted.cleanup);
   await tamper(deleted.file, 'DELETE FROM entries WHERE seq = 17');
-  const r2 = await audit(deleted);
+  const r2 = await auditFile(deleted);
   assert.match(r2.first!, /^entry 17: missing/);
 
   const forged = await setup();
@@ -190,14 +171,14 @@ test('verify: a clean vault passes; a tampered amount, a deleted row, a forged c
   const fakeRoot = new Uint8Array(32).fill(7);
   const fakeNote = signNote(`${forged.signer.name}\n43\n${Buffer.from(fakeRoot).toString('base64')}\n`, forger);
   await tamper(forged.file, `UPDATE checkpoints SET note = '${fakeNote}', root = x'${hex(fakeRoot)}' WHERE size = 43`);
-  const r3 = await audit(forged);
+  const r3 = await auditFile(forged);
   assert.match(r3.first!, /^checkpoint 43: /);
   assert.ok(r3.problems.some((p) => /signature .* does not verify/.test(p)));
 
   const node = await setup();
   t.after(node.cleanup);
   await tamper(node.file, `UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 3`);
-  const r4 = await audit(node);
+  const r4 = await auditFile(node);
   assert.match(r4.first!, /tree node \(level 2, index 3\)/);
 });
 
@@ -209,7 +190,7 @@ test('crash between ledger commit and tree update: the tree is repaired at start
   await tl.close();
   // Rows 11..19 committed, but the tree never learnt of them (as if the node died in between).
   await tamper(tl.file, "DELETE FROM tree_nodes WHERE (idx + 1) * (1 << level) > 11; UPDATE meta SET value = '11' WHERE key = 'tree_size'; DELETE FROM checkpoints WHERE size > 11");
-  const broken = await audit(tl);
+  const broken = await auditFile(tl);
   assert.equal(broken.ok, false);
   assert.match(broken.first!, /tree: covers 11 leaves, the ledger has 20/);
   const again = await openTestLog({ dir: tl.dir, signer: tl.signer });
@@ -218,6 +199,6 @@ test('crash between ledger commit and tree update: the tree is repaired at start
   assert.equal(hex(again.log.tree.root()), hex(refRoot(leaves)));
   again.log.cut();
   await again.close();
-  assert.deepEqual((await audit(tl)).problems, []);
+  assert.deepEqual((await auditFile(tl)).problems, []);
   assert.equal(hex(refLeafHash(new TextEncoder().encode('x'))), hex(leafHash(new TextEncoder().encode('x'))));
 });

@@ -1,17 +1,15 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync, readFileSync, statSync, mkdirSync, copyFileSync, fsync } from 'node:fs';
-import { promisify } from 'node:util';
-
-const fsyncPromise = promisify(fsync);
+import { existsSync, writeFileSync, readFileSync, statSync, mkdirSync, copyFileSync } from 'node:fs';
+import { fsyncAsync } from '../src/runtime/fs.ts';
 import { join } from 'node:path';
 import { Vault, SCHEMA_VERSION, MIGRATIONS } from '../src/vault/vault.ts';
 import { canonicalEntry } from '../src/brain/entry.ts';
 import { TransparencyLog } from '../src/log/log.ts';
 import { auditVault } from '../src/log/audit.ts';
 import { sha256 } from '../src/runtime/crypto.ts';
-import { openTestLog, testSigner } from './support/log.ts';
+import { openTestLog, testSigner, openRaw, tamper, auditFile } from './support/log.ts';
 import { GroupCommitter, type GroupCommitOptions, type Submission } from '../src/vault/group-commit.ts';
 import { VaultLockedError } from '../src/vault/pid-lock.ts';
 import { Database } from '../src/vault/sqlite.ts';
@@ -173,8 +171,7 @@ test('a v4 vault migrates to v5: every entry keeps its evidence, nonces stay liv
   const file = join(tmp.dir, 'vault.db');
   // Build a v4 vault the way v4 wrote it: evidence keyed by hash, shared by a
   // batch (seq 0–2) and by two non-adjacent requests (seq 3 and 5, like a reused JWT).
-  const db = await Database.open(file);
-  db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;');
+  const db = await openRaw(file);
   for (const m of MIGRATIONS.slice(0, 4)) db.exec(m);
   const canonical = (seq: number, evidence: string) => canonicalEntry({ v: 1, seq, ts: 1, subject: 's', beneficiary: 's', amount: 10n, split: refSplit(10n, 6000, 3000), policy: '6000/3000/1000', ref: `r${seq}`, evidence });
   const evidences = ['batch', 'batch', 'batch', 'jwt', 'other', 'jwt'].map((e) => enc.encode(`evidence ${e}`));
@@ -216,24 +213,13 @@ test('evidence is stored once per run of entries and the audit catches a missing
   for (let seq = 0; seq < 8; seq++) assert.ok(tl.vault.evidence(seq), `seq ${seq}`);
   tl.log.cut();
   await tl.close();
-  assert.deepEqual((await auditOf(tl)).problems, []);
+  assert.deepEqual((await auditFile(tl)).problems, []);
 
-  const db = await Database.open(tl.file);
-  db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; UPDATE evidence SET bytes = x'00' WHERE first_seq = 5; DELETE FROM evidence WHERE first_seq = 6;");
-  db.close();
-  const report = await auditOf(tl);
+  await tamper(tl.file, "UPDATE evidence SET bytes = x'00' WHERE first_seq = 5; DELETE FROM evidence WHERE first_seq = 6;");
+  const report = await auditFile(tl);
   assert.ok(report.problems.includes('entry 5: evidence does not hash to ' + hex(sha256(enc.encode('other evidence')))), report.problems.join('\n'));
   assert.ok(report.problems.some((p) => p.startsWith('entry 6: its authentication evidence is missing')), report.problems.join('\n'));
 });
-
-async function auditOf(tl: { file: string; signer: { name: string; publicKey: Uint8Array } }) {
-  const vault = await Vault.open(tl.file);
-  try {
-    return auditVault(vault, { keyName: tl.signer.name, publicKey: tl.signer.publicKey });
-  } finally {
-    vault.close();
-  }
-}
 
 test('a commit is answered only after its fsync, and a checkpoint never covers rows that are not fsynced yet', async (t) => {
   const tl = await openTestLog();
@@ -281,9 +267,8 @@ test('WAL appends held back by the VFS reach the file before the fsync that make
     const dir = join(tl.dir, name);
     mkdirSync(dir);
     for (const f of ['vault.db', 'vault.db-wal']) if (existsSync(join(tl.dir, f))) copyFileSync(join(tl.dir, f), join(dir, f));
-    const db = await Database.open(join(dir, 'vault.db'));
+    const db = await openRaw(join(dir, 'vault.db'));
     try {
-      db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;');
       const s = db.prepare('SELECT count(*) FROM entries');
       return s.get((r) => r.int(0));
     } finally {
@@ -310,7 +295,7 @@ test('after a failed fsync the vault refuses every later transaction and sync, a
   let fail = false;
   // EIO cannot be provoked on this machine's disk: the thread-pool fsync is replaced by one that can fail.
   const vault = await Vault.open(join(tmp.dir, 'vault.db'), {
-    fsyncAsync: (fd) => (fail ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : fsyncPromise(fd)),
+    fsyncAsync: (fd) => (fail ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : fsyncAsync(fd)),
   });
   t.after(() => vault.close());
   const committer = new GroupCommitter(vault);

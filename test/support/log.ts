@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { Vault } from '../../src/vault/vault.ts';
 import { GroupCommitter } from '../../src/vault/group-commit.ts';
 import { TransparencyLog, type NoteSigner } from '../../src/log/log.ts';
+import { auditVault, type AuditReport } from '../../src/log/audit.ts';
+import { Database } from '../../src/vault/sqlite.ts';
 import { tempDir } from './node.ts';
 
 export function testSigner(name = 'test.example/log'): NoteSigner {
@@ -53,4 +55,31 @@ export async function openTestLog(existing?: { dir: string; signer: NoteSigner }
       tmp.cleanup();
     },
   };
+}
+
+/** A vault file opened raw (no Vault, no pid lock): to tamper with it, or to build an old schema by hand. */
+export async function openRaw(file: string): Promise<Database> {
+  const db = await Database.open(file);
+  db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;');
+  return db;
+}
+
+/** Runs SQL on a closed vault behind the node's back. */
+export async function tamper(file: string, sql: string): Promise<void> {
+  const db = await openRaw(file);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+/** The offline audit (`nexus verify`) of a closed test log. */
+export async function auditFile(tl: { file: string; signer: { name: string; publicKey: Uint8Array } }): Promise<AuditReport> {
+  const vault = await Vault.open(tl.file);
+  try {
+    return auditVault(vault, { keyName: tl.signer.name, publicKey: tl.signer.publicKey });
+  } finally {
+    vault.close();
+  }
 }
