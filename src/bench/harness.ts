@@ -197,6 +197,9 @@ function processStats(pid: number): ProcessStats {
   }
 }
 
+/** process.cpuUsage() (µs) as seconds, to 0.01. */
+const cpuSecondsOf = (u: { user: number; system: number }) => Math.round((u.user + u.system) / 1e4) / 100;
+
 /** What the node spent between two samples (its peak RSS is the later sample's). */
 function statsDelta(before: ProcessStats, after: ProcessStats): ProcessStats {
   const d = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.round((b - a) * 100) / 100);
@@ -296,7 +299,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const rps = c.requests / c.seconds;
       ceiling = {
         requestsPerSecond: rps, latencyMs: latency(c.latencies), ratio: run.requests / run.seconds / rps,
-        cpuSeconds: statsDelta(before, processStats(bare.proc.pid!)).cpuSeconds, loadGeneratorCpuSeconds: Math.round((gen.user + gen.system) / 1e4) / 100,
+        cpuSeconds: statsDelta(before, processStats(bare.proc.pid!)).cpuSeconds, loadGeneratorCpuSeconds: cpuSecondsOf(gen),
       };
     } finally {
       bare.proc.kill('SIGTERM');
@@ -306,7 +309,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     ...base,
     eventsSent: run.sent, eventsAcknowledged: acks.size, eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
     seconds: run.seconds, eventsPerSecond: acks.size / run.seconds, requestsPerSecond: run.requests / run.seconds,
-    latencyMs: latency(run.latencies), errors: run.errors, node: stats, loadGeneratorCpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+    latencyMs: latency(run.latencies), errors: run.errors, node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...(ceiling ? { ceiling } : {}),
   };
 }

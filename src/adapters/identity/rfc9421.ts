@@ -41,6 +41,7 @@ export class SignatureFormatError extends Error {
   }
 }
 
+const utf8 = new TextEncoder();
 const PARAM_TYPES: Record<string, 'number' | 'string'> = { created: 'number', expires: 'number', nonce: 'string', keyid: 'string', alg: 'string', tag: 'string' };
 
 /** The value of one derived or field component (RFC 9421 §2.1, §2.2). */
@@ -81,7 +82,7 @@ export function signatureBase(components: readonly string[], paramsText: string,
     lines.push(`"${c}": ${componentValue(c, msg)}`);
   }
   lines.push(`"@signature-params": ${paramsText}`);
-  return new TextEncoder().encode(lines.join('\n'));
+  return utf8.encode(lines.join('\n'));
 }
 
 function innerListOf(components: readonly string[], params: SignatureParams): InnerList {

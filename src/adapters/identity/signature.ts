@@ -12,6 +12,7 @@ import { parseSignatureHeaders, signatureBase, contentDigestMember, SignatureFor
 import { parseDid, verifyDeviceSignature, DidError, type DeviceKey, type SignatureAlg } from './keys.ts';
 
 export const REQUIRED_COMPONENTS = ['@method', '@path', 'content-digest'] as const;
+const utf8 = new TextEncoder();
 const NONCE = /^[A-Za-z0-9+/=_.~-]{8,128}$/;
 const ALGS = new Set<SignatureAlg>(['ed25519', 'sr25519', 'secp256k1-keccak']);
 
@@ -90,10 +91,12 @@ export function signatureVerifier(options: SignatureVerifierOptions): IdentityVe
       if (seen === 'replay') throw reject('REPLAY', 'this (keyid, nonce) was already used', claimed);
       if (seen === 'full') throw reject('REPLAY_STORE_FULL', 'too many signatures in the window; retry later', claimed, 429);
 
-      const evidence = new Uint8Array(base.length + 1 + (h.get('signature') ?? '').length);
+      // Evidence: the signature base, a newline, the Signature field as sent.
+      const signatureField = utf8.encode(h.get('signature') ?? '');
+      const evidence = new Uint8Array(base.length + 1 + signatureField.length);
       evidence.set(base);
       evidence[base.length] = 0x0a;
-      evidence.set(new TextEncoder().encode(h.get('signature') ?? ''), base.length + 1);
+      evidence.set(signatureField, base.length + 1);
       return { subject: params.keyid, method: 'signature', evidence, nonce: { key: nonceKey, expires } };
     },
   };
