@@ -92,7 +92,7 @@ test('sr25519 vectors (signing context "substrate") through the did:peaq verifie
   assert.equal(cases.length, 7);
   for (const c of cases) {
     const pub = c.publicKey ? unhex(c.publicKey) : ss58Decode(c.address).publicKey;
-    assert.equal(verifySr25519(pub, unhex(c.messageHex), unhex(c.signature)), c.valid, c.desc);
+    assert.equal(await verifySr25519(pub, unhex(c.messageHex), unhex(c.signature)), c.valid, c.desc);
   }
 });
 

@@ -112,9 +112,18 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const nodeKey = loadNodeKey(data);
   const adminToken = loadAdminToken(data);
   if (options.dev) logger.warn('dev_identity_enabled', { detail: 'X-Nexus-Dev-Identity is accepted from loopback; never run --dev in production' });
-  if (config.sentry.signatures.enabled) await loadSr25519();
 
   const vault = await Vault.open(data.vaultFile);
+  // sr25519 (did:peaq) loads on first use; warm it now when such a device may come.
+  const sig = config.sentry.signatures;
+  if (sig.enabled && (sig.enrollment === 'open' || vault.devices().some((d) => d.did.startsWith('did:peaq:')))) {
+    try {
+      await loadSr25519();
+    } catch (e) {
+      vault.close();
+      throw e;
+    }
+  }
   let log: TransparencyLog;
   try {
     log = new TransparencyLog(vault, config.node.origin, nodeSigner(config.node.origin, nodeKey));

@@ -125,13 +125,28 @@ export function parseDid(did: string): DeviceKey {
 
 type PolkadotCrypto = typeof import('@polkadot/wasm-crypto');
 let polkadot: PolkadotCrypto | undefined;
+let polkadotLoading: Promise<void> | undefined;
 
-/** Loads @polkadot/wasm-crypto once (~150 ms); call at start when sr25519 may be used. */
-export async function loadSr25519(): Promise<void> {
-  if (polkadot) return;
-  const mod = await import('@polkadot/wasm-crypto');
-  await mod.waitReady();
-  polkadot = mod;
+/**
+ * Loads @polkadot/wasm-crypto once (~150 ms, ~22 MB of resident WASM): only
+ * when a did:peaq key is first used, or at start when one is enrolled. A node
+ * of did:key and did:io devices never pays for it (edge boards are small).
+ */
+export function sr25519Loaded(): boolean {
+  return polkadot !== undefined;
+}
+
+export function loadSr25519(): Promise<void> {
+  if (polkadot) return Promise.resolve();
+  polkadotLoading ??= import('@polkadot/wasm-crypto')
+    .then(async (mod) => {
+      await mod.waitReady();
+      polkadot = mod;
+    })
+    .finally(() => {
+      polkadotLoading = undefined;
+    });
+  return polkadotLoading;
 }
 
 const ed25519KeyCache = new Map<string, nodeCrypto.KeyObject>();
@@ -170,11 +185,11 @@ export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signat
   });
 }
 
-export function verifySr25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (!polkadot) throw new Error('sr25519 verification used before loadSr25519()');
+export async function verifySr25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
+  await loadSr25519();
   try {
-    return polkadot.sr25519Verify(signature, message, publicKey);
+    return polkadot!.sr25519Verify(signature, message, publicKey);
   } catch {
     return false;
   }
