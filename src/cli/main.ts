@@ -8,7 +8,7 @@ import { dataDir, initDataDir, loadConfig, type DataDir } from '../config/datadi
 import { FailClosedError, startNode } from '../server/node.ts';
 import { VaultLockedError } from '../vault/pid-lock.ts';
 import { fs, path, writeFileDurable } from '../runtime/fs.ts';
-import { argv, env, exit, onShutdownSignal, parseArgs, processAlive, stderrLine, stdoutLine } from '../runtime/process.ts';
+import { argv, env, exit, onShutdownSignal, parseArgs, processAlive, stderrLine, stdoutLine, tuneHeapForLongRunning } from '../runtime/process.ts';
 import { jsonLogger, type Logger } from '../telemetry/logger.ts';
 import { VERSION } from '../server/app.ts';
 import { generateKey, parseKeyFile, parseDid, DidError, type KeyType } from '../adapters/identity/keys.ts';
@@ -143,6 +143,7 @@ const commands: Record<string, Command> = {
       const config = effectiveConfig(d, values);
       if (values.daemon) return startDaemon(d);
       const logger = fileLogger(d);
+      tuneHeapForLongRunning();
       let requestStop: () => void = () => {};
       const node = await startNode({ data: d, config, dev: values.dev === true, logger, onShutdownRequest: () => requestStop() });
       writeFileDurable(d.pidFile, `${process.pid}\n`, 0o644);
