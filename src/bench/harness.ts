@@ -31,6 +31,13 @@ export interface BenchOptions {
   devices: number;
   keyType: KeyType;
   crashTrials: number;
+  /**
+   * Requests sent first, the same way (rate or concurrency), and not measured:
+   * a fresh node compiles its hot paths (JS and the SQLite WASM tiers up) in
+   * its first seconds, and at a fixed rate the backlog of that cold start
+   * dominates the tail. Their events are booked and checked like the others.
+   */
+  warmup?: number;
   /** After the node, drive the same requests at a bare Hono app (the ceiling) and report the ratio. */
   ceiling?: boolean;
   progress: (line: string, final?: boolean) => void;
@@ -42,6 +49,8 @@ export interface BenchReport {
   batch: number;
   concurrency: number;
   rateOffered: number | null;
+  /** Events sent and acknowledged include the warm-up's; throughput, latency and CPU are of the measured run only. */
+  warmupRequests?: number;
   eventsSent: number;
   eventsAcknowledged: number;
   eventsBooked: number | null;
@@ -157,6 +166,14 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
   await pool.close().catch(() => {});
   latencies.sort((a, b) => a - b);
   return { seconds, latencies, errors, sent, requests: latencies.length };
+}
+
+/** Sends `o.warmup` requests (refs from `offset` on) the way the run will; returns them for the ceiling. */
+async function warmUp(url: string, keys: KeyFile[], offset: number, o: BenchOptions, acks: Map<string, Ack>): Promise<{ requests: Prepared[]; sent: number }> {
+  if (!o.warmup) return { requests: [], sent: 0 };
+  const requests = await presign(keys, url, o.warmup * o.batch, o.batch, offset, o.progress);
+  o.progress(`warming up: ${requests.length} requests, not measured…`, true);
+  return { requests, sent: (await drive(url, requests, o, acks)).sent };
 }
 
 function startNode(o: BenchOptions, dir: string): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
@@ -278,6 +295,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const node = await startNode(o, dir);
   const url = `http://127.0.0.1:${node.port}`;
   const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
+  const { requests: warm, sent: warmSent } = await warmUp(url, keys, reqs.length, o, acks);
+  const ackedBefore = acks.size;
   const statsBefore = processStats(node.proc.pid!);
   const cpuBefore = process.cpuUsage();
   const run = await drive(url, reqs, o, acks);
@@ -293,8 +312,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const bare = await startProcess(o, ['bench', '--serve-ceiling']);
     try {
       const before = processStats(bare.proc.pid!);
+      const quiet = { ...o, progress: () => {} };
+      if (warm.length > 0) await drive(`http://127.0.0.1:${bare.port}`, warm, quiet, new Map());
       const genBefore = process.cpuUsage();
-      const c = await drive(`http://127.0.0.1:${bare.port}`, reqs, { ...o, progress: () => {} }, new Map());
+      const c = await drive(`http://127.0.0.1:${bare.port}`, reqs, quiet, new Map());
       const gen = process.cpuUsage(genBefore);
       const rps = c.requests / c.seconds;
       ceiling = {
@@ -307,8 +328,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   }
   return {
     ...base,
-    eventsSent: run.sent, eventsAcknowledged: acks.size, eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
-    seconds: run.seconds, eventsPerSecond: acks.size / run.seconds, requestsPerSecond: run.requests / run.seconds,
+    ...(warm.length > 0 ? { warmupRequests: warm.length } : {}),
+    eventsSent: warmSent + run.sent, eventsAcknowledged: acks.size, eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
+    seconds: run.seconds, eventsPerSecond: (acks.size - ackedBefore) / run.seconds, requestsPerSecond: run.requests / run.seconds,
     latencyMs: latency(run.latencies), errors: run.errors, node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...(ceiling ? { ceiling } : {}),
   };
@@ -318,13 +340,17 @@ async function runAgainstUrl(o: BenchOptions): Promise<BenchReport> {
   // A remote node: devices must be enrolled there (or enrolment open); no vault check.
   const keys = await Promise.all(Array.from({ length: o.devices }, () => generateKey(o.keyType)));
   const url = o.url!.replace(/\/$/, '');
-  const reqs = await presign(keys, url, o.events, o.batch, Date.now(), o.progress);
+  const offset = Date.now();
+  const reqs = await presign(keys, url, o.events, o.batch, offset, o.progress);
   const acks = new Map<string, Ack>();
+  const warm = await warmUp(url, keys, reqs.length + offset, o, acks);
+  const ackedBefore = acks.size;
   const run = await drive(url, reqs, o, acks);
   return {
     mode: `--url ${url}`, keyType: o.keyType, batch: o.batch, concurrency: o.concurrency, rateOffered: o.rate || null,
-    eventsSent: run.sent, eventsAcknowledged: acks.size, eventsBooked: null, lost: null, doubled: null, corruption: null,
-    seconds: run.seconds, eventsPerSecond: acks.size / run.seconds, requestsPerSecond: run.requests / run.seconds,
+    ...(warm.requests.length > 0 ? { warmupRequests: warm.requests.length } : {}),
+    eventsSent: warm.sent + run.sent, eventsAcknowledged: acks.size, eventsBooked: null, lost: null, doubled: null, corruption: null,
+    seconds: run.seconds, eventsPerSecond: (acks.size - ackedBefore) / run.seconds, requestsPerSecond: run.requests / run.seconds,
     latencyMs: latency(run.latencies), errors: run.errors, node: { cpuSeconds: null, peakRssMb: null },
   };
 }
@@ -336,7 +362,7 @@ function latency(sorted: number[]) {
 export function reportTable(r: BenchReport): string {
   const f = (n: number | null, d = 0) => (n === null || Number.isNaN(n) ? '—' : n.toFixed(d));
   const rows: Array<[string, string]> = [
-    ['mode', `${r.mode}, ${r.keyType} signatures, batch ${r.batch}`],
+    ['mode', `${r.mode}, ${r.keyType} signatures, batch ${r.batch}${r.warmupRequests ? `, after ${r.warmupRequests} warm-up requests` : ''}`],
     ['events sent / acknowledged / booked', `${r.eventsSent} / ${r.eventsAcknowledged} / ${r.eventsBooked ?? '—'}`],
     ['lost / doubled', `${r.lost ?? '—'} / ${r.doubled ?? '—'}`],
     ['corruption (nexus verify)', r.corruption === null ? '—' : r.corruption.length ? r.corruption[0]! : 'none'],

@@ -424,8 +424,8 @@ const commands: Record<string, Command> = {
   },
   bench: {
     summary: 'load-test a fresh node on this machine (signed requests), then check every acknowledged event; --crash-trials N kills it under load',
-    usage: 'nexus bench [--events N] [--batch N] [--concurrency N | --rate RPS] [--devices N] [--key-type ed25519|sr25519|secp256k1] [--crash-trials N] [--ceiling] [--url URL] [--data DIR] [--report FILE]\n\n  --ceiling        then drive the same requests at a bare Hono app and report node ÷ ceiling\n  --serve-ceiling  (used by --ceiling) serve that bare app on a loopback port until stopped',
-    options: { help: COMMON.help, data: COMMON.data, events: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, devices: { type: 'string' }, 'key-type': { type: 'string' }, 'crash-trials': { type: 'string' }, url: { type: 'string' }, report: { type: 'string' }, ceiling: { type: 'boolean' }, 'serve-ceiling': { type: 'boolean' } },
+    usage: 'nexus bench [--events N] [--batch N] [--concurrency N | --rate RPS] [--devices N] [--key-type ed25519|sr25519|secp256k1] [--warmup N] [--crash-trials N] [--ceiling] [--url URL] [--data DIR] [--report FILE]\n\n  --warmup N       first send N requests the same way, booked and checked but not measured (a cold node compiles its hot paths)\n  --ceiling        then drive the same requests at a bare Hono app and report node ÷ ceiling\n  --serve-ceiling  (used by --ceiling) serve that bare app on a loopback port until stopped',
+    options: { help: COMMON.help, data: COMMON.data, events: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, devices: { type: 'string' }, 'key-type': { type: 'string' }, 'crash-trials': { type: 'string' }, warmup: { type: 'string' }, url: { type: 'string' }, report: { type: 'string' }, ceiling: { type: 'boolean' }, 'serve-ceiling': { type: 'boolean' } },
     async run(values) {
       if (values['serve-ceiling']) {
         await serveCeiling();
@@ -448,7 +448,7 @@ const commands: Record<string, Command> = {
         ...(typeof values.data === 'string' ? { data: values.data } : {}),
         ...(typeof values.url === 'string' ? { url: values.url } : {}),
         events: num('events', 20_000, 1), batch, concurrency: num('concurrency', 32, 1), rate: num('rate', 0, 0),
-        devices: num('devices', 16, 1), keyType, crashTrials: num('crash-trials', 0, 0), ceiling: values.ceiling === true,
+        devices: num('devices', 16, 1), keyType, crashTrials: num('crash-trials', 0, 0), warmup: num('warmup', 0, 0), ceiling: values.ceiling === true,
         progress: (line, final) => process.stderr.write(tty && !final ? `\r${line.padEnd(100)}` : `${line}\n`),
       });
       if (tty) process.stderr.write('\n');
