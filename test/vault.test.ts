@@ -200,6 +200,21 @@ test('a v4 vault migrates to v5: every entry keeps its evidence, nonces stay liv
   assert.deepEqual(report.problems, []);
 });
 
+test('expired nonces are pruned a second at a time as commits go by; live ones stay for the restart', async (t) => {
+  const { vault } = await openCommitter(t);
+  const t0 = 1_780_000_000_000;
+  const nonce = (i: number, expires: number) => ({ key: `did:key:z n${i}`, expires });
+  vault.transaction(() => vault.recordNonces([nonce(0, t0 + 1000), nonce(1, t0 + 2000), nonce(2, t0 + 3000), nonce(3, t0 + 400_000)], t0));
+  const count = () => vault.liveNonces(0).length;
+  assert.equal(count(), 4);
+  vault.transaction(() => vault.recordNonces([], t0 + 1500));
+  assert.deepEqual(vault.liveNonces(0).map((n) => n.key), ['did:key:z n1', 'did:key:z n2', 'did:key:z n3']);
+  vault.transaction(() => vault.recordNonces([], t0 + 2100)); // under a second since the last sweep: kept for the next one
+  assert.equal(count(), 3);
+  vault.transaction(() => vault.recordNonces([], t0 + 3500));
+  assert.deepEqual(vault.liveNonces(0).map((n) => n.key), ['did:key:z n3']);
+});
+
 test('evidence is stored once per run of entries and the audit catches a missing or altered piece', async (t) => {
   const tl = await openTestLog();
   t.after(tl.cleanup);
