@@ -1,7 +1,8 @@
 /** Process-level facts and hooks (argv, env, signals, exit), behind one seam. */
 import { parseArgs } from 'node:util';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { setFlagsFromString } from 'node:v8';
+// A namespace import: a runtime whose node:v8 lacks setFlagsFromString still loads this module.
+import * as v8 from 'node:v8';
 
 export { spawn, type ChildProcess };
 
@@ -80,7 +81,7 @@ export function processAlive(pid: number): boolean {
  */
 export function tuneHeapForLongRunning(): void {
   try {
-    setFlagsFromString('--heap-growing-percent=30');
+    v8.setFlagsFromString?.('--heap-growing-percent=30');
   } catch {
     // A runtime without V8 flags (or that refuses them) keeps its defaults.
   }
