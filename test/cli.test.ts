@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
@@ -27,6 +27,15 @@ test('start on an empty directory initialises it and runs with device signatures
   const res = await fetch(`http://127.0.0.1:${node.port}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-nexus-dev-identity': 'x' }, body: '{"amount":"1"}' });
   assert.equal(res.status, 401, 'the dev identity is not accepted without --dev');
   assert.equal(((await res.json()) as { code: string }).code, 'UNAUTHENTICATED');
+  if (process.platform === 'linux') {
+    // The request path keeps its priority; the thread pool and V8's helpers yield to it.
+    const niceOf = (tid: string) => Number(readFileSync(`/proc/${node.proc.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const tids = readdirSync(`/proc/${node.proc.pid}/task`);
+    assert.equal(niceOf(String(node.proc.pid)), 0);
+    const helpers = tids.filter((tid) => tid !== String(node.proc.pid));
+    assert.ok(helpers.length >= 4, `threads ${tids.join(' ')}`);
+    assert.deepEqual(helpers.map(niceOf), helpers.map(() => 10));
+  }
   node.proc.kill('SIGTERM');
   assert.equal(await node.exited, 0);
 });

@@ -8,7 +8,7 @@ import { dataDir, initDataDir, loadConfig, type DataDir } from '../config/datadi
 import { FailClosedError, startNode } from '../server/node.ts';
 import { VaultLockedError } from '../vault/pid-lock.ts';
 import { fs, path, writeFileDurable } from '../runtime/fs.ts';
-import { argv, env, exit, onShutdownSignal, parseArgs, processAlive, stderrLine, stdoutLine, tuneHeapForLongRunning } from '../runtime/process.ts';
+import { argv, env, exit, onShutdownSignal, parseArgs, processAlive, stderrLine, stdoutLine, tuneHeapForLongRunning, lowerHelperThreadPriority } from '../runtime/process.ts';
 import { jsonLogger, type Logger } from '../telemetry/logger.ts';
 import { VERSION } from '../server/app.ts';
 import { generateKey, parseKeyFile, parseDid, DidError, type KeyType } from '../adapters/identity/keys.ts';
@@ -144,6 +144,8 @@ const commands: Record<string, Command> = {
       if (values.daemon) return startDaemon(d);
       const logger = fileLogger(d);
       tuneHeapForLongRunning();
+      const lowered = await lowerHelperThreadPriority();
+      if (lowered > 0) logger.info('helper_threads_lowered', { threads: lowered, nice: 10, detail: 'thread pool and V8 helpers yield to the request path' });
       let requestStop: () => void = () => {};
       const node = await startNode({ data: d, config, dev: values.dev === true, logger, onShutdownRequest: () => requestStop() });
       writeFileDurable(d.pidFile, `${process.pid}\n`, 0o644);
