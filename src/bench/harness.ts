@@ -33,9 +33,9 @@ export interface BenchOptions {
   crashTrials: number;
   /**
    * Requests sent first, the same way (rate or concurrency), and not measured:
-   * a fresh node compiles its hot paths (JS and the SQLite WASM tiers up) in
-   * its first seconds, and at a fixed rate the backlog of that cold start
-   * dominates the tail. Their events are booked and checked like the others.
+   * a fresh node runs its hot paths unoptimised until the JIT has seen them
+   * (its first 2–4 s at 2,000 req/s here), and at a fixed rate the backlog
+   * of that cold start dominates the tail. Their events are booked and checked like the others.
    */
   warmup?: number;
   /** After the node, drive the same requests at a bare Hono app (the ceiling) and report the ratio. */

@@ -127,15 +127,15 @@ type PolkadotCrypto = typeof import('@polkadot/wasm-crypto');
 let polkadot: PolkadotCrypto | undefined;
 let polkadotLoading: Promise<void> | undefined;
 
+export function sr25519Loaded(): boolean {
+  return polkadot !== undefined;
+}
+
 /**
  * Loads @polkadot/wasm-crypto once (~150 ms, ~22 MB of resident WASM): only
  * when a did:peaq key is first used, or at start when one is enrolled. A node
  * of did:key and did:io devices never pays for it (edge boards are small).
  */
-export function sr25519Loaded(): boolean {
-  return polkadot !== undefined;
-}
-
 export function loadSr25519(): Promise<void> {
   if (polkadot) return Promise.resolve();
   polkadotLoading ??= import('@polkadot/wasm-crypto')
