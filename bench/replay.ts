@@ -62,7 +62,7 @@ function run(name: string, store: { remember(key: string, expires: number, now: 
   let worst = 0;
   const t0 = performance.now();
   for (let i = 0; i < N; i++) {
-    const now = 1_780_000_000_000 + Math.floor(i / 2) ;
+    const now = 1_780_000_000_000 + Math.floor(i / 2);
     const t = performance.now();
     if (store.remember(keyOf(i), now + 300_000, now) !== 'ok') throw new Error('refused a fresh nonce');
     worst = Math.max(worst, performance.now() - t);

@@ -18,9 +18,7 @@ class Model {
     if (until !== undefined && until >= nowS) return 'replay';
     let live = 0;
     for (const u of this.seen.values()) if (u >= nowS) live++;
-    if (until === undefined || until < nowS) {
-      if (live >= this.max) return 'full';
-    }
+    if (live >= this.max) return 'full';
     this.seen.set(key, Math.max(1, Math.ceil(expires / 1000)));
     return 'ok';
   }

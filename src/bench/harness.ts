@@ -118,6 +118,7 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
   const errors: Record<string, number> = {};
   let next = 0;
   let sent = 0;
+  let acked = 0;
   const start = performance.now();
   let lastReport = start;
   const deadline = stopAfterMs ? start + stopAfterMs : Infinity;
@@ -131,6 +132,7 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
         latencies.push(performance.now() - t);
         const j = JSON.parse(text) as Ack & { ref: string; receipts?: Array<Ack & { ref: string }> };
         for (const rc of j.receipts ?? [j]) acks.set(rc.ref, { seq: rc.seq, amount: rc.amount, leaf: rc.leaf });
+        acked += j.receipts?.length ?? 1;
       } else {
         const code = (() => { try { return (JSON.parse(text) as { code?: string }).code; } catch { return undefined; } })() ?? `HTTP_${res.statusCode}`;
         errors[code] = (errors[code] ?? 0) + 1;
@@ -165,7 +167,7 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
   const seconds = (performance.now() - start) / 1000;
   await pool.close().catch(() => {});
   latencies.sort((a, b) => a - b);
-  return { seconds, latencies, errors, sent, requests: latencies.length };
+  return { seconds, latencies, errors, sent, acked, requests: latencies.length };
 }
 
 /** Sends `o.warmup` requests (refs from `offset` on) the way the run will; returns them for the ceiling. */
@@ -295,8 +297,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const node = await startNode(o, dir);
   const url = `http://127.0.0.1:${node.port}`;
   const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
-  const { requests: warm, sent: warmSent } = await warmUp(url, keys, reqs.length, o, acks);
-  const ackedBefore = acks.size;
+  const warm = await warmUp(url, keys, reqs.length, o, acks);
   const statsBefore = processStats(node.proc.pid!);
   const cpuBefore = process.cpuUsage();
   const run = await drive(url, reqs, o, acks);
@@ -313,7 +314,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     try {
       const before = processStats(bare.proc.pid!);
       const quiet = { ...o, progress: () => {} };
-      if (warm.length > 0) await drive(`http://127.0.0.1:${bare.port}`, warm, quiet, new Map());
+      if (warm.requests.length > 0) await drive(`http://127.0.0.1:${bare.port}`, warm.requests, quiet, new Map());
       const genBefore = process.cpuUsage();
       const c = await drive(`http://127.0.0.1:${bare.port}`, reqs, quiet, new Map());
       const gen = process.cpuUsage(genBefore);
@@ -328,10 +329,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   }
   return {
     ...base,
-    ...(warm.length > 0 ? { warmupRequests: warm.length } : {}),
-    eventsSent: warmSent + run.sent, eventsAcknowledged: acks.size, eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
-    seconds: run.seconds, eventsPerSecond: (acks.size - ackedBefore) / run.seconds, requestsPerSecond: run.requests / run.seconds,
-    latencyMs: latency(run.latencies), errors: run.errors, node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
+    ...measured(warm, run, acks),
+    eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
+    node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...(ceiling ? { ceiling } : {}),
   };
 }
@@ -344,14 +344,21 @@ async function runAgainstUrl(o: BenchOptions): Promise<BenchReport> {
   const reqs = await presign(keys, url, o.events, o.batch, offset, o.progress);
   const acks = new Map<string, Ack>();
   const warm = await warmUp(url, keys, reqs.length + offset, o, acks);
-  const ackedBefore = acks.size;
   const run = await drive(url, reqs, o, acks);
   return {
     mode: `--url ${url}`, keyType: o.keyType, batch: o.batch, concurrency: o.concurrency, rateOffered: o.rate || null,
+    ...measured(warm, run, acks),
+    eventsBooked: null, lost: null, doubled: null, corruption: null, node: { cpuSeconds: null, peakRssMb: null },
+  };
+}
+
+/** The report's counts and speeds: sent and acknowledged include the warm-up; throughput and latency are the measured run's. */
+function measured(warm: { requests: Prepared[]; sent: number }, run: Awaited<ReturnType<typeof drive>>, acks: Map<string, Ack>) {
+  return {
     ...(warm.requests.length > 0 ? { warmupRequests: warm.requests.length } : {}),
-    eventsSent: warm.sent + run.sent, eventsAcknowledged: acks.size, eventsBooked: null, lost: null, doubled: null, corruption: null,
-    seconds: run.seconds, eventsPerSecond: (acks.size - ackedBefore) / run.seconds, requestsPerSecond: run.requests / run.seconds,
-    latencyMs: latency(run.latencies), errors: run.errors, node: { cpuSeconds: null, peakRssMb: null },
+    eventsSent: warm.sent + run.sent, eventsAcknowledged: acks.size,
+    seconds: run.seconds, eventsPerSecond: run.acked / run.seconds, requestsPerSecond: run.requests / run.seconds,
+    latencyMs: latency(run.latencies), errors: run.errors,
   };
 }
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 
-export { fs, path };
+export { fs, path, os };
 
 export const isWindows = os.platform() === 'win32';
 

@@ -1,8 +1,7 @@
 /** Process-level facts and hooks (argv, env, signals, exit), behind one seam. */
 import { parseArgs } from 'node:util';
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import { fs, os } from './fs.ts';
 // A namespace import: a runtime whose node:v8 lacks setFlagsFromString still loads this module.
 import * as v8 from 'node:v8';
 

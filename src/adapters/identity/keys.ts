@@ -187,7 +187,7 @@ export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signat
 
 export async function verifySr25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
-  await loadSr25519();
+  if (!polkadot) await loadSr25519();
   try {
     return polkadot!.sr25519Verify(signature, message, publicKey);
   } catch {
