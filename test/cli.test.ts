@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
@@ -88,7 +88,7 @@ test('config validation: types, enums, ranges, TOML syntax', () => {
   assert.deepEqual(ok.anchors.map((a) => ({ ...a })), [{ type: 'file', path: 'a.jsonl' }]);
 });
 
-test('--help on every command, unknown commands and flags exit 2', async () => {
+test('--help on every command, unknown commands and flags exit 2', async (t) => {
   for (const cmd of ['init', 'start']) {
     const r = await runCli([cmd, '--help']);
     assert.equal(r.code, 0);
@@ -96,7 +96,9 @@ test('--help on every command, unknown commands and flags exit 2', async () => {
   }
   assert.equal((await runCli(['frobnicate'])).code, 2);
   assert.equal((await runCli(['start', '--bogus'])).code, 2);
-  const bad = await runCli(['start', '--port', 'abc', '--dev', '--data', tempDir().dir]);
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const bad = await runCli(['start', '--port', 'abc', '--dev', '--data', tmp.dir]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--port takes a port number/);
 });
@@ -233,8 +235,12 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.equal(r.ceiling.ratio, r.requestsPerSecond / r.ceiling.requestsPerSecond);
   assert.ok(typeof r.node.userSeconds === 'number' && r.node.userSeconds >= 0 && r.loadGeneratorCpuSeconds > 0, JSON.stringify(r.node));
   assert.match(run.stdout, /node ÷ ceiling\s+\d/);
-  const crash = await runCli(['bench', '--crash-trials', '2', '--events', '3000', '--data', join(tmp.dir, 'b'), '--report', report]);
+  // Without --data the bench makes its own directory, and removes it after a clean run.
+  const own = join(tmp.dir, 'tmp');
+  mkdirSync(own);
+  const crash = await runCli(['bench', '--crash-trials', '2', '--events', '3000', '--report', report], { TMPDIR: own, TEMP: own, TMP: own });
   assert.equal(crash.code, 0, crash.stderr);
+  assert.deepEqual(readdirSync(own).filter((f) => f.startsWith('nexus-bench-')), [], 'a clean run leaves no data directory behind');
   const c = JSON.parse(readFileSync(report, 'utf8'));
   assert.equal(c.crashTrials.length, 2);
   assert.ok(c.crashTrials.every((x: { lost: number; doubled: number }) => x.lost === 0 && x.doubled === 0));

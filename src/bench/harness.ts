@@ -67,6 +67,8 @@ export interface BenchReport {
   /** CPU of this process (the load generator) during the load: it shares the machine with the node. */
   loadGeneratorCpuSeconds?: number;
   crashTrials?: Array<{ trial: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
+  /** Set when the bench made its own data directory and kept it: something was lost, doubled or corrupt. */
+  keptData?: string;
   /** The bare-Hono ceiling driven with the same requests in the same run; ratio = node ÷ ceiling requests/s. */
   ceiling?: { requestsPerSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; ratio: number; cpuSeconds: number | null; loadGeneratorCpuSeconds: number };
 }
@@ -256,7 +258,26 @@ async function checkVault(d: DataDir, acks: Map<string, Ack>) {
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (o.url) return runAgainstUrl(o);
-  const dir = o.data ?? fs.mkdtempSync(path.join(tmpDir(), 'nexus-bench-'));
+  if (o.data !== undefined) return benchIn(o, o.data);
+  // A directory of our own (a 1M-event run leaves ~700 MB): removed once the
+  // run came out clean, kept for inspection when it did not, or failed.
+  const dir = fs.mkdtempSync(path.join(tmpDir(), 'nexus-bench-'));
+  let report: BenchReport;
+  try {
+    report = await benchIn(o, dir);
+  } catch (e) {
+    if (e instanceof Error) e.message += ` (data kept in ${dir})`;
+    throw e;
+  }
+  if (report.lost || report.doubled || report.corruption?.length) {
+    o.progress(`data kept for inspection in ${dir}`, true);
+    return { ...report, keptData: dir };
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return report;
+}
+
+async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const d = dataDir(dir);
   if (fs.existsSync(d.vaultFile)) throw new Error(`${dir} already holds a vault; bench needs a fresh data directory`);
   initDataDir(d);
@@ -379,6 +400,7 @@ export function reportTable(r: BenchReport): string {
     ['load generator CPU during load', r.loadGeneratorCpuSeconds === undefined ? '—' : `${f(r.loadGeneratorCpuSeconds, 1)} s`],
     ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
   ];
+  if (r.keptData) rows.push(['data kept for inspection', r.keptData]);
   if (r.ceiling) {
     rows.push(['bare Hono ceiling, same requests', `${f(r.ceiling.requestsPerSecond)} requests/s, p50 ${f(r.ceiling.latencyMs.p50, 2)} / p99 ${f(r.ceiling.latencyMs.p99, 2)} ms`]);
     rows.push(['ceiling CPU / its load generator CPU', `${f(r.ceiling.cpuSeconds, 1)} s / ${f(r.ceiling.loadGeneratorCpuSeconds, 1)} s`]);

@@ -29,7 +29,13 @@ export async function startTestNode(options: { dev?: boolean; configure?: (c: Co
   config.listen.admin_port = 0;
   options.configure?.(config);
   const logs: string[] = [];
-  const node = await startNode({ data, config, dev: options.dev ?? true, logger: jsonLogger([(l) => logs.push(l)]) });
+  let node: RunningNode;
+  try {
+    node = await startNode({ data, config, dev: options.dev ?? true, logger: jsonLogger([(l) => logs.push(l)]) });
+  } catch (e) {
+    tmp.cleanup(); // a node refused at start (fail-closed tests) leaves no directory behind
+    throw e;
+  }
   return {
     ...node,
     url: `http://127.0.0.1:${node.port}`,
