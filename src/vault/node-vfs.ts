@@ -23,6 +23,13 @@ interface OpenFile {
   durable: boolean;
   /** Written or truncated since its last fsync. */
   dirty: boolean;
+  /**
+   * Its size, held-back bytes included. This process is the file's only user
+   * (pid lock + locking_mode=EXCLUSIVE), so it changes only through jWrite and
+   * jTruncate. (`nexus verify` of 1M entries asked for it 872k times: an
+   * fstat each, ~1 µs, ~3% of its time.)
+   */
+  size: number;
   /** WAL appends held back to go out in one write (see jWrite); the buffer is reused. */
   pending?: { offset: number; length: number; buffer: Uint8Array };
 }
@@ -77,7 +84,8 @@ export class NodeFsVFS extends FacadeVFS {
       const fd = fs.openSync(name, mode, 0o600);
       const durable = (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0;
       const wal = (flags & C.SQLITE_OPEN_WAL) !== 0;
-      this.#files.set(pFile, { fd, name, flags, durable, dirty: false, ...(wal ? { pending: { offset: 0, length: 0, buffer: new Uint8Array(64 * 1024) } } : {}) });
+      const size = existed ? fs.fstatSync(fd).size : 0;
+      this.#files.set(pFile, { fd, name, flags, durable, dirty: false, size, ...(wal ? { pending: { offset: 0, length: 0, buffer: new Uint8Array(64 * 1024) } } : {}) });
       if (!existed && (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0) {
         fsyncDir(path.dirname(name));
       }
@@ -156,7 +164,7 @@ export class NodeFsVFS extends FacadeVFS {
    * group of ten requests made ~120 write calls, the largest single cost of a
    * commit. Appends to the WAL are therefore held here (copied into a reused
    * buffer: SQLite reuses its own) and go out as one write before anything that could observe
-   * them — a read, a size, a truncate, a sync, a close, takeUnsynced() — or
+   * them — a read, a truncate, a sync, a close, takeUnsynced() — or
    * a non-contiguous write. Until then they are exactly as durable as
    * page-cache bytes were: not at all, and nobody has been told otherwise.
    */
@@ -166,6 +174,7 @@ export class NodeFsVFS extends FacadeVFS {
     const buf = pData.subarray();
     try {
       if (file.durable) file.dirty = true;
+      if (iOffset + buf.byteLength > file.size) file.size = iOffset + buf.byteLength;
       const p = file.pending;
       if (p) {
         if (p.length > 0 && (p.offset + p.length !== iOffset || p.length + buf.byteLength > PENDING_MAX)) this.#flush(file);
@@ -182,6 +191,7 @@ export class NodeFsVFS extends FacadeVFS {
       writeAll(file.fd, buf, iOffset);
       return C.SQLITE_OK;
     } catch {
+      this.#remeasure(file);
       return C.SQLITE_IOERR_WRITE;
     }
   }
@@ -192,7 +202,21 @@ export class NodeFsVFS extends FacadeVFS {
     if (!p || p.length === 0) return;
     const length = p.length;
     p.length = 0; // a failed write is not retried from here: SQLite gets the I/O error
-    writeAll(file.fd, p.buffer.subarray(0, length), p.offset);
+    try {
+      writeAll(file.fd, p.buffer.subarray(0, length), p.offset);
+    } catch (e) {
+      this.#remeasure(file);
+      throw e;
+    }
+  }
+
+  /** After a failed write the file holds what it holds: its size comes from the disk again. */
+  #remeasure(file: OpenFile): void {
+    try {
+      file.size = fs.fstatSync(file.fd).size;
+    } catch {
+      // the error that brought us here is already on its way to SQLite
+    }
   }
 
   override jTruncate(pFile: number, size: number): number {
@@ -201,9 +225,11 @@ export class NodeFsVFS extends FacadeVFS {
     try {
       this.#flush(file);
       fs.ftruncateSync(file.fd, size);
+      file.size = size;
       if (file.durable) file.dirty = true;
       return C.SQLITE_OK;
     } catch {
+      this.#remeasure(file);
       return C.SQLITE_IOERR_TRUNCATE;
     }
   }
@@ -225,13 +251,8 @@ export class NodeFsVFS extends FacadeVFS {
   override jFileSize(pFile: number, pSize: BigInt64Out): number {
     const file = this.#files.get(pFile);
     if (!file) return C.SQLITE_IOERR_FSTAT;
-    try {
-      this.#flush(file);
-      pSize.setBigInt64(0, BigInt(fs.fstatSync(file.fd).size), true);
-      return C.SQLITE_OK;
-    } catch {
-      return C.SQLITE_IOERR_FSTAT;
-    }
+    pSize.setBigInt64(0, BigInt(file.size), true);
+    return C.SQLITE_OK;
   }
 
   // One writer process (pid lock + locking_mode=EXCLUSIVE): file locks are moot.
