@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadVectors } from './support/vectors.ts';
 import { openTestLog, testSigner, tamper, auditFile } from './support/log.ts';
-import { refRoot, refLeafHash } from './support/reference.ts';
+import { refRoot, refLeafHash, refSha256, concat } from './support/reference.ts';
+import { MerkleTree } from '../src/log/tree.ts';
+import { Vault } from '../src/vault/vault.ts';
 import { verifyInclusion, verifyConsistency, verifyNote, noteKeyId, parseVerifierKey, verifierKey, parseNote, parseCheckpointBody, verifyProofBundle, leafHash } from '../src/log/verify.ts';
 import { signNote } from '../src/log/log.ts';
 import { createPrivateKey, sign } from 'node:crypto';
@@ -180,6 +182,41 @@ test('verify: a clean vault passes; a tampered amount, a deleted row, a forged c
   await tamper(node.file, `UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 3`);
   const r4 = await auditFile(node);
   assert.match(r4.first!, /tree node \(level 2, index 3\)/);
+});
+
+test('the audit folds the root of every checkpoint size into its one pass over the leaves: each is the reference root of that prefix', () => {
+  const sizesOf = (n: number) => fc.tuple(fc.constant(n), fc.array(fc.integer({ min: 0, max: n }), { maxLength: 24 }));
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 300 }).chain(sizesOf), ([n, sizes]) => {
+      const leaves = Array.from({ length: n }, (_, i) => refSha256(new Uint8Array([i & 0xff, i >> 8])));
+      const r = MerkleTree.audit(concat(...leaves), n, () => undefined, { storedSize: 0, sizes });
+      assert.equal(r.bad, undefined, 'with nothing stored, nothing is compared');
+      sizes.forEach((k, i) => assert.equal(hex(r.roots[i]!), hex(refRoot(leaves.slice(0, k))), `root of ${k} of ${n}`));
+    }),
+    { numRuns: 300 },
+  );
+  assert.throws(() => MerkleTree.audit(new Uint8Array(64), 2, () => undefined, { sizes: [3] }), RangeError);
+});
+
+test('verify: a checkpoint signed by the node\'s own key over a wrong root is caught by the recomputed root', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  await tl.book(5);
+  tl.log.cut();
+  await tl.book(6);
+  tl.log.cut();
+  await tl.close();
+  const wrong = new Uint8Array(32).fill(9);
+  const note = signNote(`${tl.signer.name}\n5\n${Buffer.from(wrong).toString('base64')}\n`, tl.signer);
+  await tamper(tl.file, `UPDATE checkpoints SET note = '${note}', root = x'${hex(wrong)}' WHERE size = 5`);
+  const vault = await Vault.open(tl.file);
+  const right = refRoot(Array.from({ length: 5 }, (_, i) => vault.entry(i)!.leaf));
+  vault.close();
+  const r = await auditFile(tl);
+  assert.deepEqual(r.problems, [
+    `checkpoint 5: stored root ${hex(wrong)} is not the root of the first 5 leaves (${hex(right)})`,
+    'checkpoint 5: note body does not commit to the recomputed root',
+  ]);
 });
 
 test('crash between ledger commit and tree update: the tree is repaired at start and verify is clean', async (t) => {

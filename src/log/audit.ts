@@ -144,22 +144,27 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
   // The tree: every stored interior node recomputed from the leaves.
   const treeSize = Number(vault.meta('tree_size') ?? '0');
   if (treeSize !== rows) problem(`tree: covers ${treeSize} leaves, the ledger has ${rows}`);
-  const nodeStmt = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?');
-  const bad = MerkleTree.audit(leaves, Math.min(treeSize, rows), (level, index) => nodeStmt.get((s) => s.blob(0), level, index));
-  nodeStmt.finalize();
-  if (bad) problem(`tree node (level ${bad.level}, index ${bad.index}) does not match the leaves below it`);
 
-  // Checkpoints: root recomputed for its size, body re-derived, signature verified.
+  // Checkpoints: root recomputed for its size (in the same pass over the
+  // leaves as the tree), body re-derived, signature verified.
   const cps = db.prepare('SELECT size, root, note FROM checkpoints ORDER BY size');
   const checkpoints = cps.all((s) => ({ size: s.int(0), root: s.blob(1), note: s.text(2) }));
   cps.finalize();
+  const covered = Math.min(rows, total);
+  const nodeStmt = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?');
+  const rootSizes = checkpoints.filter((cp) => cp.size <= covered).map((cp) => cp.size);
+  const { bad, roots } = MerkleTree.audit(leaves, covered, (level, index) => nodeStmt.get((s) => s.blob(0), level, index), { storedSize: treeSize, sizes: rootSizes });
+  nodeStmt.finalize();
+  if (bad) problem(`tree node (level ${bad.level}, index ${bad.index}) does not match the leaves below it`);
+
+  let nextRoot = 0;
   for (const cp of checkpoints) {
     const where = `checkpoint ${cp.size}`;
-    if (cp.size > rows) {
+    if (cp.size > covered) {
       problem(`${where}: covers more entries than the ledger holds (${rows})`);
       continue;
     }
-    const root = MerkleTree.rootOf(leaves, cp.size);
+    const root = roots[nextRoot++]!;
     if (!equalBytes(root, cp.root)) problem(`${where}: stored root ${hex(cp.root)} is not the root of the first ${cp.size} leaves (${hex(root)})`);
     const parsed = parseNote(cp.note);
     const body = parsed && parseCheckpointBody(parsed.text);

@@ -173,23 +173,71 @@ export class MerkleTree {
     return out;
   }
 
-  /** Recomputes every node from the leaves and compares (the offline audit); returns the first mismatch. */
-  static audit(leaves: Uint8Array, count: number, stored: (level: number, index: number) => Uint8Array | undefined): { level: number; index: number } | undefined {
-    let level = 0;
+  /**
+   * The offline audit's recomputation: every complete node over the first
+   * `count` leaves, level by level. Each node complete within the first
+   * `storedSize` leaves is compared with the stored one (the first mismatch
+   * is returned), and the root of every size in `sizes` (each ≤ count) is
+   * folded on the way. A size's root is its perfect subtrees, one per set bit,
+   * hashed together right to left — the order the levels come in — so C
+   * checkpoints cost one pass plus C·log n hashes, not C passes over the
+   * leaves (quadratic for a node that cuts a checkpoint every second).
+   */
+  static audit(
+    leaves: Uint8Array,
+    count: number,
+    stored: (level: number, index: number) => Uint8Array | undefined,
+    options: { storedSize?: number; sizes?: readonly number[] } = {},
+  ): { bad?: { level: number; index: number }; roots: Uint8Array[] } {
+    const storedSize = Math.min(options.storedSize ?? count, count);
+    const sizes = options.sizes ?? [];
+    for (const k of sizes) if (!(Number.isSafeInteger(k) && k >= 0 && k <= count)) throw new RangeError(`no root of size ${k} over ${count} leaves`);
+    const acc = new Uint8Array(sizes.length * 32);
+    const started = new Uint8Array(sizes.length);
+    let bad: { level: number; index: number } | undefined;
     let nodes = leaves.subarray(0, count * 32);
     let n = count;
-    while (n >= 2) {
-      const parents = hashPairs(nodes, Math.floor(n / 2));
-      level++;
-      for (let i = 0; i < Math.floor(n / 2); i++) {
-        const s = stored(level, i);
-        const want = parents.subarray(i * 32, i * 32 + 32);
-        if (!s || !equalBytes(s, want)) return { level, index: i };
+    for (let level = 0; n >= 1; level++) {
+      const scale = 2 ** level;
+      // Sizes with bit `level` set: their subtree here is node units − 1.
+      const folding: Array<{ c: number; at: number }> = [];
+      for (let c = 0; c < sizes.length; c++) {
+        const units = Math.floor(sizes[c]! / scale);
+        if (units % 2 === 0) continue;
+        const at = (units - 1) * 32;
+        if (started[c]) folding.push({ c, at });
+        else {
+          acc.set(nodes.subarray(at, at + 32), c * 32);
+          started[c] = 1;
+        }
+      }
+      if (folding.length > 0) {
+        const pairs = new Uint8Array(folding.length * 64);
+        folding.forEach(({ c, at }, i) => {
+          pairs.set(nodes.subarray(at, at + 32), i * 64);
+          pairs.set(acc.subarray(c * 32, c * 32 + 32), i * 64 + 32);
+        });
+        const parents = hashPairs(pairs, folding.length);
+        folding.forEach(({ c }, i) => acc.set(parents.subarray(i * 32, i * 32 + 32), c * 32));
+      }
+      if (n < 2) break;
+      const half = Math.floor(n / 2);
+      const parents = hashPairs(nodes, half);
+      if (!bad) {
+        const checked = Math.min(half, Math.floor(storedSize / (scale * 2)));
+        for (let i = 0; i < checked; i++) {
+          const s = stored(level + 1, i);
+          if (!s || !equalBytes(s, parents.subarray(i * 32, i * 32 + 32))) {
+            bad = { level: level + 1, index: i };
+            break;
+          }
+        }
       }
       nodes = parents;
-      n = Math.floor(n / 2);
+      n = half;
     }
-    return undefined;
+    const roots = sizes.map((k, c) => (k === 0 ? EMPTY_ROOT : acc.slice(c * 32, c * 32 + 32)));
+    return { ...(bad ? { bad } : {}), roots };
   }
 
   /** Root of `count` leaf hashes held in memory (the audit's recomputation). */
