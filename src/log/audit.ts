@@ -32,6 +32,8 @@ export interface AuditOptions {
   progress?: (done: number, total: number) => void;
   /** Stop collecting after this many problems. */
   maxProblems?: number;
+  /** @internal Checkpoints read per statement (tests make it small to cross chunk edges). */
+  checkpointChunk?: number;
 }
 
 const enc = new TextEncoder();
@@ -146,34 +148,45 @@ export function auditVault(vault: Vault, options: AuditOptions): AuditReport {
   if (treeSize !== rows) problem(`tree: covers ${treeSize} leaves, the ledger has ${rows}`);
 
   // Checkpoints: root recomputed for its size (in the same pass over the
-  // leaves as the tree), body re-derived, signature verified.
-  const cps = db.prepare('SELECT size, root, note FROM checkpoints ORDER BY size');
-  const checkpoints = cps.all((s) => ({ size: s.int(0), root: s.blob(1), note: s.text(2) }));
-  cps.finalize();
+  // leaves as the tree), body re-derived, signature verified. A node cuts one
+  // a second while it books, so their notes are read a chunk at a time.
+  const sizeStmt = db.prepare('SELECT size FROM checkpoints ORDER BY size');
+  const sizes = sizeStmt.all((s) => s.int(0));
+  sizeStmt.finalize();
   const covered = Math.min(rows, total);
   const nodeStmt = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?');
-  const rootSizes = checkpoints.filter((cp) => cp.size <= covered).map((cp) => cp.size);
-  const { bad, roots } = MerkleTree.audit(leaves, covered, (level, index) => nodeStmt.get((s) => s.blob(0), level, index), { storedSize: treeSize, sizes: rootSizes });
+  const { bad, roots } = MerkleTree.audit(leaves, covered, (level, index) => nodeStmt.get((s) => s.blob(0), level, index), {
+    storedSize: treeSize,
+    sizes: sizes.filter((size) => size <= covered),
+  });
   nodeStmt.finalize();
   if (bad) problem(`tree node (level ${bad.level}, index ${bad.index}) does not match the leaves below it`);
 
+  const chunkSize = options.checkpointChunk ?? 4096;
+  const cps = db.prepare('SELECT size, root, note FROM checkpoints WHERE size >= ? ORDER BY size LIMIT ?');
   let nextRoot = 0;
-  for (const cp of checkpoints) {
-    const where = `checkpoint ${cp.size}`;
-    if (cp.size > covered) {
-      problem(`${where}: covers more entries than the ledger holds (${rows})`);
-      continue;
+  for (let from = 0; ; ) {
+    const chunk = cps.all((s) => ({ size: s.int(0), root: s.blob(1), note: s.text(2) }), from, chunkSize);
+    for (const cp of chunk) {
+      const where = `checkpoint ${cp.size}`;
+      if (cp.size > covered) {
+        problem(`${where}: covers more entries than the ledger holds (${rows})`);
+        continue;
+      }
+      const root = roots[nextRoot++]!;
+      if (!equalBytes(root, cp.root)) problem(`${where}: stored root ${hex(cp.root)} is not the root of the first ${cp.size} leaves (${hex(root)})`);
+      const parsed = parseNote(cp.note);
+      const body = parsed && parseCheckpointBody(parsed.text);
+      if (!parsed || !body) problem(`${where}: not a signed tlog checkpoint`);
+      else {
+        if (parsed.text !== checkpointBody(body.origin, cp.size, root)) problem(`${where}: note body does not commit to the recomputed root`);
+        if (!verifyNote(cp.note, options.keyName, options.publicKey)) problem(`${where}: signature by ${options.keyName} does not verify`);
+      }
     }
-    const root = roots[nextRoot++]!;
-    if (!equalBytes(root, cp.root)) problem(`${where}: stored root ${hex(cp.root)} is not the root of the first ${cp.size} leaves (${hex(root)})`);
-    const parsed = parseNote(cp.note);
-    const body = parsed && parseCheckpointBody(parsed.text);
-    if (!parsed || !body) problem(`${where}: not a signed tlog checkpoint`);
-    else {
-      if (parsed.text !== checkpointBody(body.origin, cp.size, root)) problem(`${where}: note body does not commit to the recomputed root`);
-      if (!verifyNote(cp.note, options.keyName, options.publicKey)) problem(`${where}: signature by ${options.keyName} does not verify`);
-    }
+    if (chunk.length < chunkSize) break;
+    from = chunk[chunk.length - 1]!.size + 1;
   }
+  cps.finalize();
 
-  return { ok: problems.length === 0, entries: rows, checkpoints: checkpoints.length, problems, ...(problems[0] ? { first: problems[0] } : {}) };
+  return { ok: problems.length === 0, entries: rows, checkpoints: sizes.length, problems, ...(problems[0] ? { first: problems[0] } : {}) };
 }

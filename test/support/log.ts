@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Vault } from '../../src/vault/vault.ts';
 import { GroupCommitter } from '../../src/vault/group-commit.ts';
 import { TransparencyLog, type NoteSigner } from '../../src/log/log.ts';
-import { auditVault, type AuditReport } from '../../src/log/audit.ts';
+import { auditVault, type AuditOptions, type AuditReport } from '../../src/log/audit.ts';
 import { Database } from '../../src/vault/sqlite.ts';
 import { tempDir } from './node.ts';
 
@@ -75,10 +75,10 @@ export async function tamper(file: string, sql: string): Promise<void> {
 }
 
 /** The offline audit (`nexus verify`) of a closed test log. */
-export async function auditFile(tl: { file: string; signer: { name: string; publicKey: Uint8Array } }): Promise<AuditReport> {
+export async function auditFile(tl: { file: string; signer: { name: string; publicKey: Uint8Array } }, options: Partial<AuditOptions> = {}): Promise<AuditReport> {
   const vault = await Vault.open(tl.file);
   try {
-    return auditVault(vault, { keyName: tl.signer.name, publicKey: tl.signer.publicKey });
+    return auditVault(vault, { keyName: tl.signer.name, publicKey: tl.signer.publicKey, ...options });
   } finally {
     vault.close();
   }
