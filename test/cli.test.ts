@@ -216,9 +216,24 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   const tmp = tempDir();
   t.after(tmp.cleanup);
   const report = join(tmp.dir, 'r.json');
-  const run = await runCli(['bench', '--events', '400', '--batch', '4', '--concurrency', '8', '--devices', '3', '--warmup', '25', '--ceiling', '--data', join(tmp.dir, 'a'), '--report', report]);
+  const profiles = join(tmp.dir, 'prof');
+  const run = await runCli(['bench', '--events', '400', '--batch', '4', '--concurrency', '8', '--devices', '3', '--warmup', '25', '--ceiling', '--cpu-prof', profiles, '--data', join(tmp.dir, 'a'), '--report', report]);
   assert.equal(run.code, 0, run.stderr);
   const r = JSON.parse(readFileSync(report, 'utf8'));
+  // The node's CPU per request and what it allows on this machine's cores.
+  assert.ok(r.cpu.cores >= 1 && r.cpu.nodeMsPerRequest > 0 && r.cpu.loadGeneratorMsPerRequest > 0, JSON.stringify(r.cpu));
+  assert.ok(Math.abs(r.cpu.boundRequestsPerSecond - (r.cpu.cores * 1000) / (r.cpu.nodeMsPerRequest + r.cpu.loadGeneratorMsPerRequest)) < 1e-6);
+  assert.match(run.stdout, /CPU per request: node \/ load generator\s+[\d.]+ \/ [\d.]+ ms: \d+ cores allow at most \d+ requests\/s/);
+  // --cpu-prof: the node under test wrote its profile there, and the bench summarised it.
+  assert.ok(r.profile.file.startsWith(profiles) && existsSync(r.profile.file), r.profile.file);
+  assert.ok(r.profile.totalMs > 0 && r.profile.top.length > 0);
+  assert.ok(Math.abs(Object.values(r.profile.kinds as Record<string, number>).reduce((a, b) => a + b, 0) - 1) < 1e-9);
+  assert.match(run.stdout, /node CPU profile \(its whole life/);
+  for (const bad of [['--url', 'http://127.0.0.1:9'], ['--crash-trials', '1']]) {
+    const refused = await runCli(['bench', '--cpu-prof', profiles, ...bad]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /--cpu-prof profiles a node the bench starts and stops/);
+  }
   // 25 warm-up requests of 4 events come first: booked and checked, not measured.
   assert.equal(r.warmupRequests, 25);
   assert.equal(r.eventsSent, 500);

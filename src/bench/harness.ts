@@ -14,9 +14,10 @@ import { Vault } from '../vault/vault.ts';
 import { TransparencyLog } from '../log/log.ts';
 import { auditVault } from '../log/audit.ts';
 import { nodeSigner } from '../server/node.ts';
-import { fs, path, tmpDir } from '../runtime/fs.ts';
+import { fs, os, path, tmpDir } from '../runtime/fs.ts';
 import { spawn, type ChildProcess } from '../runtime/process.ts';
 import { percentile } from './load.ts';
+import { summariseProfile, type CpuProfile, type ProfileSummary } from './profile.ts';
 
 export interface BenchOptions {
   /** Command that runs this program (node + script, or the single executable). */
@@ -40,6 +41,8 @@ export interface BenchOptions {
   warmup?: number;
   /** After the node, drive the same requests at a bare Hono app (the ceiling) and report the ratio. */
   ceiling?: boolean;
+  /** Profile the node under test (V8 --cpu-prof, its whole life) into this directory and summarise it; `self` must be node and a script. */
+  cpuProf?: string;
   progress: (line: string, final?: boolean) => void;
 }
 
@@ -67,6 +70,14 @@ export interface BenchReport {
   /** CPU of this process (the load generator) during the load: it shares the machine with the node. */
   loadGeneratorCpuSeconds?: number;
   crashTrials?: Array<{ trial: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
+  /**
+   * The measured run's CPU per request, and the most requests/s it allows on
+   * this machine's cores if node and load generator shared them perfectly
+   * (Linux: absent when the node's CPU is unknown).
+   */
+  cpu?: { cores: number; nodeMsPerRequest: number; loadGeneratorMsPerRequest: number; boundRequestsPerSecond: number; coresBusy: number };
+  /** `--cpu-prof`: the node's profile and where its time went. */
+  profile?: ProfileSummary & { file: string };
   /** Set when the bench made its own data directory and kept it: something was lost, doubled or corrupt. */
   keptData?: string;
   /** The bare-Hono ceiling driven with the same requests in the same run; ratio = node ÷ ceiling requests/s. */
@@ -181,7 +192,9 @@ async function warmUp(url: string, keys: KeyFile[], offset: number, o: BenchOpti
 }
 
 function startNode(o: BenchOptions, dir: string): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
-  return startProcess(o, ['start', '--data', dir, '--port', '0', '--admin-port', '0']);
+  // o.self is node with its script here (the CLI refuses --cpu-prof otherwise): V8 flags go first.
+  const self = o.cpuProf ? { file: o.self.file, args: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`, ...o.self.args] } : o.self;
+  return startProcess({ ...o, self }, ['start', '--data', dir, '--port', '0', '--admin-port', '0']);
 }
 
 function startProcess(o: BenchOptions, args: string[]): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
@@ -326,6 +339,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
+  const profile = o.cpuProf ? readProfile(o.cpuProf, node.proc.pid!) : undefined;
   o.progress('node stopped; checking the vault (full audit)…', true);
   const check = await checkVault(d, acks);
   let ceiling: BenchReport['ceiling'];
@@ -353,8 +367,34 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     ...measured(warm, run, acks),
     eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
     node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
+    ...cpuBound(stats, cpuSecondsOf(cpu), run),
+    ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
+}
+
+function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests: number; seconds: number }): Pick<BenchReport, 'cpu'> {
+  if (node.cpuSeconds === null || run.requests === 0 || run.seconds <= 0) return {};
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const nodeMs = (node.cpuSeconds * 1000) / run.requests;
+  const generatorMs = (generatorSeconds * 1000) / run.requests;
+  return {
+    cpu: {
+      cores,
+      nodeMsPerRequest: nodeMs,
+      loadGeneratorMsPerRequest: generatorMs,
+      boundRequestsPerSecond: (cores * 1000) / (nodeMs + generatorMs),
+      coresBusy: (node.cpuSeconds + generatorSeconds) / (run.seconds * cores),
+    },
+  };
+}
+
+/** The main thread's profile the node `pid` wrote on exit (V8 names it CPU.<date>.<time>.<pid>.<thread 0>.<n>). */
+function readProfile(dir: string, pid: number): BenchReport['profile'] {
+  const name = fs.readdirSync(dir).filter((f) => f.includes(`.${pid}.0.`) && f.endsWith('.cpuprofile')).sort().at(-1);
+  if (!name) throw new Error(`the node wrote no CPU profile into ${dir}`);
+  const file = path.join(dir, name);
+  return { file, ...summariseProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile) };
 }
 
 async function runAgainstUrl(o: BenchOptions): Promise<BenchReport> {
@@ -400,6 +440,10 @@ export function reportTable(r: BenchReport): string {
     ['load generator CPU during load', r.loadGeneratorCpuSeconds === undefined ? '—' : `${f(r.loadGeneratorCpuSeconds, 1)} s`],
     ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
   ];
+  if (r.cpu) {
+    const c = r.cpu;
+    rows.push(['CPU per request: node / load generator', `${f(c.nodeMsPerRequest, 3)} / ${f(c.loadGeneratorMsPerRequest, 3)} ms: ${c.cores} cores allow at most ${f(c.boundRequestsPerSecond)} requests/s (${f(c.coresBusy * 100)}% busy)`]);
+  }
   if (r.keptData) rows.push(['data kept for inspection', r.keptData]);
   if (r.ceiling) {
     rows.push(['bare Hono ceiling, same requests', `${f(r.ceiling.requestsPerSecond)} requests/s, p50 ${f(r.ceiling.latencyMs.p50, 2)} / p99 ${f(r.ceiling.latencyMs.p99, 2)} ms`]);
@@ -407,5 +451,11 @@ export function reportTable(r: BenchReport): string {
     rows.push(['node ÷ ceiling', f(r.ceiling.ratio, 2)]);
   }
   const w = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+  const table = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+  if (!r.profile) return table;
+  const p = r.profile;
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(6);
+  const kinds = Object.entries(p.kinds).map(([k, x]) => `${k} ${pct(x).trim()}`).join(', ');
+  const top = p.top.map((t) => `  ${pct(t.share)}  ${t.name}${t.where ? ` (${t.where})` : ''}`).join('\n');
+  return `${table}\n\nnode CPU profile (its whole life, ${f(p.totalMs / 1000, 1)} s; profiling slows it): ${p.file}\n  ${kinds}\n${top}`;
 }

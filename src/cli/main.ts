@@ -114,9 +114,13 @@ async function adminFetch(d: DataDir, apiPath: string, init: RequestInit = {}): 
 }
 
 /** The argv that re-runs this program (node script, or a single executable) with `args`. */
-function selfCommand(args: string[]): { file: string; args: string[] } {
+function isSingleExecutable(): boolean {
   const sea = (process as { getBuiltinModule?: (m: string) => { isSea?: () => boolean } | undefined }).getBuiltinModule?.('node:sea');
-  if (sea?.isSea?.()) return { file: process.execPath, args };
+  return sea?.isSea?.() === true;
+}
+
+function selfCommand(args: string[]): { file: string; args: string[] } {
+  if (isSingleExecutable()) return { file: process.execPath, args };
   return { file: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] };
 }
 
@@ -426,8 +430,8 @@ const commands: Record<string, Command> = {
   },
   bench: {
     summary: 'load-test a fresh node on this machine (signed requests), then check every acknowledged event; --crash-trials N kills it under load',
-    usage: 'nexus bench [--events N] [--batch N] [--concurrency N | --rate RPS] [--devices N] [--key-type ed25519|sr25519|secp256k1] [--warmup N] [--crash-trials N] [--ceiling] [--url URL] [--data DIR] [--report FILE]\n\n  --data DIR       run the node in DIR and keep it (default: a temporary directory, removed unless the run lost, doubled or corrupted something)\n  --warmup N       first send N requests the same way, booked and checked but not measured (a cold node compiles its hot paths)\n  --ceiling        then drive the same requests at a bare Hono app and report node ÷ ceiling\n  --serve-ceiling  (used by --ceiling) serve that bare app on a loopback port until stopped',
-    options: { help: COMMON.help, data: COMMON.data, events: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, devices: { type: 'string' }, 'key-type': { type: 'string' }, 'crash-trials': { type: 'string' }, warmup: { type: 'string' }, url: { type: 'string' }, report: { type: 'string' }, ceiling: { type: 'boolean' }, 'serve-ceiling': { type: 'boolean' } },
+    usage: 'nexus bench [--events N] [--batch N] [--concurrency N | --rate RPS] [--devices N] [--key-type ed25519|sr25519|secp256k1] [--warmup N] [--crash-trials N] [--ceiling] [--cpu-prof DIR] [--url URL] [--data DIR] [--report FILE]\n\n  --data DIR       run the node in DIR and keep it (default: a temporary directory, removed unless the run lost, doubled or corrupted something)\n  --warmup N       first send N requests the same way, booked and checked but not measured (a cold node compiles its hot paths)\n  --ceiling        then drive the same requests at a bare Hono app and report node ÷ ceiling\n  --cpu-prof DIR   profile the node under test (V8 --cpu-prof) into DIR and print where its time went\n  --serve-ceiling  (used by --ceiling) serve that bare app on a loopback port until stopped',
+    options: { help: COMMON.help, data: COMMON.data, events: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, devices: { type: 'string' }, 'key-type': { type: 'string' }, 'crash-trials': { type: 'string' }, warmup: { type: 'string' }, url: { type: 'string' }, report: { type: 'string' }, ceiling: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, 'serve-ceiling': { type: 'boolean' } },
     async run(values) {
       if (values['serve-ceiling']) {
         await serveCeiling();
@@ -444,6 +448,14 @@ const commands: Record<string, Command> = {
       if (!['ed25519', 'sr25519', 'secp256k1'].includes(keyType)) throw new UsageError('--key-type is ed25519, sr25519 or secp256k1');
       const batch = num('batch', 1, 1);
       if (batch > 1000) throw new UsageError('--batch is at most 1000');
+      const cpuProf = values['cpu-prof'] as string | undefined;
+      if (cpuProf !== undefined && (values.url !== undefined || values['crash-trials'] !== undefined)) {
+        throw new UsageError('--cpu-prof profiles a node the bench starts and stops: not with --url or --crash-trials');
+      }
+      if (cpuProf !== undefined && (isSingleExecutable() || 'Deno' in globalThis)) {
+        throw new UsageError('--cpu-prof needs Node running the bundle (node dist/nexus.mjs bench …): a single executable or Deno takes no V8 flags');
+      }
+      if (cpuProf !== undefined) fs.mkdirSync(path.resolve(cpuProf), { recursive: true });
       const tty = process.stderr.isTTY === true;
       const report = await runBench({
         self: selfCommand([]),
@@ -451,6 +463,7 @@ const commands: Record<string, Command> = {
         ...(typeof values.url === 'string' ? { url: values.url } : {}),
         events: num('events', 20_000, 1), batch, concurrency: num('concurrency', 32, 1), rate: num('rate', 0, 0),
         devices: num('devices', 16, 1), keyType, crashTrials: num('crash-trials', 0, 0), warmup: num('warmup', 0, 0), ceiling: values.ceiling === true,
+        ...(cpuProf !== undefined ? { cpuProf: path.resolve(cpuProf) } : {}),
         progress: (line, final) => process.stderr.write(tty && !final ? `\r${line.padEnd(100)}` : `${line}\n`),
       });
       if (tty) process.stderr.write('\n');

@@ -1,0 +1,63 @@
+/**
+ * Where a process spent its time, from a V8 `.cpuprofile` (what `node
+ * --cpu-prof` writes): self time per function, and per kind of work. `nexus
+ * bench --cpu-prof DIR` prints this for the node under test, so an operator
+ * sees what bounds their hardware without opening DevTools.
+ */
+
+/** The parts of the Chrome DevTools CPU profile format this reads. */
+export interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export type WorkKind = 'javascript' | 'wasm' | 'native' | 'gc' | 'idle';
+
+export interface ProfileSummary {
+  totalMs: number;
+  /** Functions by self time, largest first. */
+  top: Array<{ name: string; where: string; kind: WorkKind; ms: number; share: number }>;
+  /** Self time per kind of work (shares of the total). */
+  kinds: Record<WorkKind, number>;
+}
+
+function kindOf(functionName: string, url: string): WorkKind {
+  if (functionName === '(idle)') return 'idle';
+  if (functionName === '(garbage collector)') return 'gc';
+  if (url.startsWith('wasm://')) return 'wasm';
+  // System calls (fsync, read, writev …) and V8's own work have no script.
+  if (url === '') return 'native';
+  return 'javascript';
+}
+
+export function summariseProfile(profile: CpuProfile, count = 12): ProfileSummary {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map<string, { name: string; where: string; kind: WorkKind; us: number }>();
+  const kinds: Record<WorkKind, number> = { javascript: 0, wasm: 0, native: 0, gc: 0, idle: 0 };
+  let total = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const frame = byId.get(profile.samples[i]!);
+    const us = profile.timeDeltas[i] ?? 0;
+    if (!frame || us <= 0) continue;
+    total += us;
+    const name = frame.functionName || '(anonymous)';
+    const kind = kindOf(frame.functionName, frame.url);
+    // A script's file and line say enough; node: and wasm: names stay whole.
+    const where = frame.url ? `${frame.url.startsWith('file:') ? frame.url.replace(/^.*\//, '') : frame.url}:${frame.lineNumber + 1}` : '';
+    const key = `${name}\u0000${where}`;
+    const row = self.get(key) ?? { name, where, kind, us: 0 };
+    row.us += us;
+    self.set(key, row);
+    kinds[kind] += us;
+  }
+  const share = (us: number) => (total > 0 ? us / total : 0);
+  return {
+    totalMs: total / 1000,
+    top: [...self.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, count)
+      .map((r) => ({ name: r.name, where: r.where, kind: r.kind, ms: r.us / 1000, share: share(r.us) })),
+    kinds: Object.fromEntries(Object.entries(kinds).map(([k, us]) => [k, share(us)])) as Record<WorkKind, number>,
+  };
+}
