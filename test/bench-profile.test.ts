@@ -7,7 +7,10 @@ const frame = (functionName: string, url = '', lineNumber = -1) => ({ functionNa
 test('profile summary: self time per function and per kind of work, largest first', () => {
   const profile: CpuProfile = {
     nodes: [
-      { id: 1, callFrame: frame('(root)') },
+      { id: 1, callFrame: frame('(root)'), children: [10] },
+      { id: 10, callFrame: frame('jSync', 'file:///opt/nexus/dist/nexus.mjs', 99), children: [11] },
+      // Node's own wrapper is skipped: the caller shown is ours.
+      { id: 11, callFrame: frame('fsyncSync', 'node:fs', 1320), children: [5] },
       { id: 2, callFrame: frame('(idle)') },
       { id: 3, callFrame: frame('(garbage collector)') },
       { id: 4, callFrame: frame('wasm-function[7]', 'wasm://wasm/00439c6a', 0) },
@@ -28,7 +31,7 @@ test('profile summary: self time per function and per kind of work, largest firs
     { name: 'verifyOneShot', where: 'node:internal/crypto/sig:233', kind: 'javascript', ms: 2.5, share: 0.25 },
     { name: 'commit', where: 'nexus.mjs:42', kind: 'javascript', ms: 2, share: 0.2 },
     { name: 'wasm-function[7]', where: 'wasm://wasm/00439c6a:1', kind: 'wasm', ms: 1.8, share: 0.18 },
-    { name: 'fsync', where: '', kind: 'native', ms: 1.7, share: 0.17 },
+    { name: 'fsync', where: 'from jSync', kind: 'native', ms: 1.7, share: 0.17 },
   ]);
   assert.deepEqual(s.kinds, { javascript: 0.5, wasm: 0.18, native: 0.17, gc: 0.05, idle: 0.1 });
   assert.equal(summariseProfile({ nodes: [], samples: [], timeDeltas: [] }).totalMs, 0);

@@ -41,7 +41,7 @@ export interface BenchOptions {
   warmup?: number;
   /** After the node, drive the same requests at a bare Hono app (the ceiling) and report the ratio. */
   ceiling?: boolean;
-  /** Profile the node under test (V8 --cpu-prof, its whole life) into this directory and summarise it; `self` must be node and a script. */
+  /** Profile the node under test (its whole life, NEXUS_CPU_PROFILE) into this directory and summarise it. */
   cpuProf?: string;
   progress: (line: string, final?: boolean) => void;
 }
@@ -191,14 +191,12 @@ async function warmUp(url: string, keys: KeyFile[], offset: number, o: BenchOpti
   return { requests, sent: (await drive(url, requests, o, acks)).sent };
 }
 
-function startNode(o: BenchOptions, dir: string): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
-  // o.self is node with its script here (the CLI refuses --cpu-prof otherwise): V8 flags go first.
-  const self = o.cpuProf ? { file: o.self.file, args: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`, ...o.self.args] } : o.self;
-  return startProcess({ ...o, self }, ['start', '--data', dir, '--port', '0', '--admin-port', '0']);
+function startNode(o: BenchOptions, dir: string, profile?: string): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
+  return startProcess(o, ['start', '--data', dir, '--port', '0', '--admin-port', '0'], profile ? { NEXUS_CPU_PROFILE: profile } : {});
 }
 
-function startProcess(o: BenchOptions, args: string[]): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
-  const proc = spawn(o.self.file, [...o.self.args, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startProcess(o: BenchOptions, args: string[], env: Record<string, string> = {}): Promise<{ proc: ChildProcess; port: number; adminPort: number }> {
+  const proc = spawn(o.self.file, [...o.self.args, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   return new Promise((resolve, reject) => {
     proc.stdout!.on('data', (d) => {
@@ -328,7 +326,8 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     };
   }
 
-  const node = await startNode(o, dir);
+  const profileFile = o.cpuProf ? path.join(o.cpuProf, `nexus-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`) : undefined;
+  const node = await startNode(o, dir, profileFile);
   const url = `http://127.0.0.1:${node.port}`;
   const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
   const warm = await warmUp(url, keys, reqs.length, o, acks);
@@ -339,7 +338,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
-  const profile = o.cpuProf ? readProfile(o.cpuProf, node.proc.pid!) : undefined;
+  const profile = profileFile ? readProfile(profileFile) : undefined;
   o.progress('node stopped; checking the vault (full audit)…', true);
   const check = await checkVault(d, acks);
   let ceiling: BenchReport['ceiling'];
@@ -389,11 +388,9 @@ function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests:
   };
 }
 
-/** The main thread's profile the node `pid` wrote on exit (V8 names it CPU.<date>.<time>.<pid>.<thread 0>.<n>). */
-function readProfile(dir: string, pid: number): BenchReport['profile'] {
-  const name = fs.readdirSync(dir).filter((f) => f.includes(`.${pid}.0.`) && f.endsWith('.cpuprofile')).sort().at(-1);
-  if (!name) throw new Error(`the node wrote no CPU profile into ${dir}`);
-  const file = path.join(dir, name);
+/** The profile the node wrote at shutdown, summarised. */
+function readProfile(file: string): BenchReport['profile'] {
+  if (!fs.existsSync(file)) throw new Error(`the node wrote no CPU profile to ${file}`);
   return { file, ...summariseProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile) };
 }
 

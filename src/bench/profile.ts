@@ -7,7 +7,7 @@
 
 /** The parts of the Chrome DevTools CPU profile format this reads. */
 export interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
   samples: number[];
   timeDeltas: number[];
 }
@@ -31,8 +31,22 @@ function kindOf(functionName: string, url: string): WorkKind {
   return 'javascript';
 }
 
+/** The nearest named caller outside Node's own modules (fsync ← jSync, not ← fsyncSync). */
+function callerOf(id: number, byId: Map<number, CpuProfile['nodes'][number]['callFrame']>, parentOf: Map<number, number>): string | undefined {
+  let at = parentOf.get(id);
+  for (let hops = 0; at !== undefined && hops < 8; hops++) {
+    const f = byId.get(at)!;
+    if (f.functionName.startsWith('(')) return undefined; // (root), (program): no caller of ours
+    if (f.functionName !== '' && !f.url.startsWith('node:')) return f.functionName;
+    at = parentOf.get(at);
+  }
+  return undefined;
+}
+
 export function summariseProfile(profile: CpuProfile, count = 12): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const parentOf = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
   const self = new Map<string, { name: string; where: string; kind: WorkKind; us: number }>();
   const kinds: Record<WorkKind, number> = { javascript: 0, wasm: 0, native: 0, gc: 0, idle: 0 };
   let total = 0;
@@ -44,7 +58,11 @@ export function summariseProfile(profile: CpuProfile, count = 12): ProfileSummar
     const name = frame.functionName || '(anonymous)';
     const kind = kindOf(frame.functionName, frame.url);
     // A script's file and line say enough; node: and wasm: names stay whole.
-    const where = frame.url ? `${frame.url.startsWith('file:') ? frame.url.replace(/^.*\//, '') : frame.url}:${frame.lineNumber + 1}` : '';
+    // A native call (fsync, a crypto job's run) is told apart by its caller.
+    const caller = kind === 'native' ? callerOf(profile.samples[i]!, byId, parentOf) : undefined;
+    const where = frame.url
+      ? `${frame.url.startsWith('file:') ? frame.url.replace(/^.*\//, '') : frame.url}:${frame.lineNumber + 1}`
+      : caller ? `from ${caller}` : '';
     const key = `${name}\u0000${where}`;
     const row = self.get(key) ?? { name, where, kind, us: 0 };
     row.us += us;

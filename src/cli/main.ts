@@ -8,6 +8,7 @@ import { dataDir, initDataDir, loadConfig, type DataDir } from '../config/datadi
 import { FailClosedError, startNode } from '../server/node.ts';
 import { VaultLockedError } from '../vault/pid-lock.ts';
 import { fs, path, writeFileDurable } from '../runtime/fs.ts';
+import { startCpuProfile } from '../runtime/profiler.ts';
 import { argv, env, exit, onShutdownSignal, parseArgs, processAlive, stderrLine, stdoutLine, tuneHeapForLongRunning, lowerHelperThreadPriority } from '../runtime/process.ts';
 import { jsonLogger, type Logger } from '../telemetry/logger.ts';
 import { VERSION } from '../server/app.ts';
@@ -114,13 +115,9 @@ async function adminFetch(d: DataDir, apiPath: string, init: RequestInit = {}): 
 }
 
 /** The argv that re-runs this program (node script, or a single executable) with `args`. */
-function isSingleExecutable(): boolean {
-  const sea = (process as { getBuiltinModule?: (m: string) => { isSea?: () => boolean } | undefined }).getBuiltinModule?.('node:sea');
-  return sea?.isSea?.() === true;
-}
-
 function selfCommand(args: string[]): { file: string; args: string[] } {
-  if (isSingleExecutable()) return { file: process.execPath, args };
+  const sea = (process as { getBuiltinModule?: (m: string) => { isSea?: () => boolean } | undefined }).getBuiltinModule?.('node:sea');
+  if (sea?.isSea?.()) return { file: process.execPath, args };
   return { file: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] };
 }
 
@@ -147,6 +144,9 @@ const commands: Record<string, Command> = {
       const config = effectiveConfig(d, values);
       if (values.daemon) return startDaemon(d);
       const logger = fileLogger(d);
+      // NEXUS_CPU_PROFILE=FILE: V8's CPU profile of this node's whole life, written at shutdown.
+      const profileTo = env('NEXUS_CPU_PROFILE');
+      const stopProfile = profileTo ? await startCpuProfile() : undefined;
       tuneHeapForLongRunning();
       const lowered = await lowerHelperThreadPriority();
       if (lowered > 0) logger.info('helper_threads_lowered', { threads: lowered, nice: 10, detail: 'thread pool and V8 helpers yield to the request path' });
@@ -172,6 +172,10 @@ const commands: Record<string, Command> = {
       });
       fs.rmSync(d.pidFile, { force: true });
       fs.rmSync(runtimeFile(d), { force: true });
+      if (stopProfile) {
+        writeFileDurable(path.resolve(profileTo!), await stopProfile(), 0o644);
+        logger.info('cpu_profile_written', { file: path.resolve(profileTo!) });
+      }
       return 0;
     },
   },
@@ -430,7 +434,7 @@ const commands: Record<string, Command> = {
   },
   bench: {
     summary: 'load-test a fresh node on this machine (signed requests), then check every acknowledged event; --crash-trials N kills it under load',
-    usage: 'nexus bench [--events N] [--batch N] [--concurrency N | --rate RPS] [--devices N] [--key-type ed25519|sr25519|secp256k1] [--warmup N] [--crash-trials N] [--ceiling] [--cpu-prof DIR] [--url URL] [--data DIR] [--report FILE]\n\n  --data DIR       run the node in DIR and keep it (default: a temporary directory, removed unless the run lost, doubled or corrupted something)\n  --warmup N       first send N requests the same way, booked and checked but not measured (a cold node compiles its hot paths)\n  --ceiling        then drive the same requests at a bare Hono app and report node ÷ ceiling\n  --cpu-prof DIR   profile the node under test (V8 --cpu-prof) into DIR and print where its time went\n  --serve-ceiling  (used by --ceiling) serve that bare app on a loopback port until stopped',
+    usage: 'nexus bench [--events N] [--batch N] [--concurrency N | --rate RPS] [--devices N] [--key-type ed25519|sr25519|secp256k1] [--warmup N] [--crash-trials N] [--ceiling] [--cpu-prof DIR] [--url URL] [--data DIR] [--report FILE]\n\n  --data DIR       run the node in DIR and keep it (default: a temporary directory, removed unless the run lost, doubled or corrupted something)\n  --warmup N       first send N requests the same way, booked and checked but not measured (a cold node compiles its hot paths)\n  --ceiling        then drive the same requests at a bare Hono app and report node ÷ ceiling\n  --cpu-prof DIR   profile the node under test (the V8 CPU profiler) into DIR and print where its time went\n  --serve-ceiling  (used by --ceiling) serve that bare app on a loopback port until stopped',
     options: { help: COMMON.help, data: COMMON.data, events: { type: 'string' }, batch: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, devices: { type: 'string' }, 'key-type': { type: 'string' }, 'crash-trials': { type: 'string' }, warmup: { type: 'string' }, url: { type: 'string' }, report: { type: 'string' }, ceiling: { type: 'boolean' }, 'cpu-prof': { type: 'string' }, 'serve-ceiling': { type: 'boolean' } },
     async run(values) {
       if (values['serve-ceiling']) {
@@ -451,9 +455,6 @@ const commands: Record<string, Command> = {
       const cpuProf = values['cpu-prof'] as string | undefined;
       if (cpuProf !== undefined && (values.url !== undefined || values['crash-trials'] !== undefined)) {
         throw new UsageError('--cpu-prof profiles a node the bench starts and stops: not with --url or --crash-trials');
-      }
-      if (cpuProf !== undefined && (isSingleExecutable() || 'Deno' in globalThis)) {
-        throw new UsageError('--cpu-prof needs Node running the bundle (node dist/nexus.mjs bench …): a single executable or Deno takes no V8 flags');
       }
       if (cpuProf !== undefined) fs.mkdirSync(path.resolve(cpuProf), { recursive: true });
       const tty = process.stderr.isTTY === true;
