@@ -13,9 +13,14 @@ export async function startCpuProfile(): Promise<() => Promise<string>> {
   session.connect();
   const post = (method: string, params: object = {}) =>
     new Promise<unknown>((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
-  await post('Profiler.enable');
-  await post('Profiler.setSamplingInterval', { interval: 1000 });
-  await post('Profiler.start');
+  try {
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: 1000 });
+    await post('Profiler.start');
+  } catch (e) {
+    session.disconnect();
+    throw new Error(`NEXUS_CPU_PROFILE is set, but this runtime cannot profile itself: ${(e as Error)?.message ?? String(e)}`);
+  }
   return async () => {
     try {
       const { profile } = (await post('Profiler.stop')) as { profile: unknown };
