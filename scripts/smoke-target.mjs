@@ -1,6 +1,7 @@
 // The end-to-end smoke path of SPEC §9 against one built target:
 //   start (empty data dir, default config: signatures + allowlist) → keygen →
-//   device add → send (signed) → proof → verify-proof → stop → verify
+//   device add → send (signed) → proof → verify-proof → stop → verify;
+//   the node profiles itself (NEXUS_CPU_PROFILE) and writes the profile at stop
 // Usage: node scripts/smoke-target.mjs -- <command prefix…>
 //   e.g. node scripts/smoke-target.mjs -- dist/nexus-linux-x64
 //        node scripts/smoke-target.mjs -- qemu-aarch64-static -L /usr/aarch64-linux-gnu dist/nexus-linux-arm64
@@ -54,7 +55,12 @@ if (noOutbound) {
 }
 const startOut = join(dir, 'start.out');
 const startFd = openSync(startOut, 'w');
-const node = spawn(prefix[0], [...prefix.slice(1), 'start', '--data', data, '--port', '0', '--admin-port', '0'], { cwd: dir, stdio: ['ignore', startFd, startFd] });
+const profile = join(dir, 'node.cpuprofile');
+const node = spawn(prefix[0], [...prefix.slice(1), 'start', '--data', data, '--port', '0', '--admin-port', '0'], {
+  cwd: dir,
+  stdio: ['ignore', startFd, startFd],
+  env: { ...process.env, NEXUS_CPU_PROFILE: profile },
+});
 try {
   const ready = await new Promise((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line:\n${readFileSync(startOut, 'utf8')}`)), 120_000);
@@ -103,6 +109,9 @@ try {
   closeSync(startFd);
   step(`stop (exit ${node.exitCode})`);
   if (node.exitCode !== 0) throw new Error(`the node exited ${node.exitCode}`);
+  const cpu = JSON.parse(readFileSync(profile, 'utf8'));
+  if (!(cpu.nodes?.length > 0 && cpu.samples?.length > 0)) throw new Error('the CPU profile has no samples');
+  step(`CPU profile written (${cpu.samples.length} samples)`);
   if (noOutbound) {
     await nexus('proof', '0', '--data', data, '--out', join(dir, 'proof.json'));
     step('proof 0 (offline)');
