@@ -18,7 +18,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Vault, type PreparedEntry } from '../src/vault/vault.ts';
 import { TransparencyLog } from '../src/log/log.ts';
-import { MerkleTree } from '../src/log/tree.ts';
 import { auditVault } from '../src/log/audit.ts';
 import { canonicalEntry, type LedgerEntry } from '../src/brain/entry.ts';
 import { splitBatch } from '../src/brain/split.ts';
@@ -115,7 +114,7 @@ for (let rep = 0; rep < 3; rep++) {
     cryptoRoot = level[0]!.toString('hex');
   }));
 }
-if (cryptoRoot !== Buffer.from(MerkleTree.rootOf(rootLeaves, R)).toString('hex')) throw new Error('root mismatch');
+if (cryptoRoot !== Buffer.from(merkleRoot(rootLeaves, R)).toString('hex')) throw new Error('root mismatch');
 const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const ta = performance.now();

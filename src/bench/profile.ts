@@ -47,19 +47,25 @@ export function summariseProfile(profile: CpuProfile, count = 12): ProfileSummar
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
   const parentOf = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
-  const self = new Map<string, { name: string; where: string; kind: WorkKind; us: number }>();
-  const kinds: Record<WorkKind, number> = { javascript: 0, wasm: 0, native: 0, gc: 0, idle: 0 };
+  // Self time per profile node first; each sampled node is then named once.
+  const usOf = new Map<number, number>();
   let total = 0;
   for (let i = 0; i < profile.samples.length; i++) {
-    const frame = byId.get(profile.samples[i]!);
+    const id = profile.samples[i]!;
     const us = profile.timeDeltas[i] ?? 0;
-    if (!frame || us <= 0) continue;
+    if (!byId.has(id) || us <= 0) continue;
     total += us;
+    usOf.set(id, (usOf.get(id) ?? 0) + us);
+  }
+  const self = new Map<string, { name: string; where: string; kind: WorkKind; us: number }>();
+  const kinds: Record<WorkKind, number> = { javascript: 0, wasm: 0, native: 0, gc: 0, idle: 0 };
+  for (const [id, us] of usOf) {
+    const frame = byId.get(id)!;
     const name = frame.functionName || '(anonymous)';
     const kind = kindOf(frame.functionName, frame.url);
     // A script's file and line say enough; node: and wasm: names stay whole.
     // A native call (fsync, a crypto job's run) is told apart by its caller.
-    const caller = kind === 'native' ? callerOf(profile.samples[i]!, byId, parentOf) : undefined;
+    const caller = kind === 'native' ? callerOf(id, byId, parentOf) : undefined;
     const where = frame.url
       ? `${frame.url.startsWith('file:') ? frame.url.replace(/^.*\//, '') : frame.url}:${frame.lineNumber + 1}`
       : caller ? `from ${caller}` : '';

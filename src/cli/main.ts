@@ -146,7 +146,8 @@ const commands: Record<string, Command> = {
       const logger = fileLogger(d);
       // NEXUS_CPU_PROFILE=FILE: V8's CPU profile of this node's whole life, written at shutdown.
       const profileTo = env('NEXUS_CPU_PROFILE');
-      const stopProfile = profileTo ? await startCpuProfile() : undefined;
+      const profileFile = profileTo ? path.resolve(profileTo) : undefined;
+      const stopProfile = profileFile ? await startCpuProfile() : undefined;
       tuneHeapForLongRunning();
       const lowered = await lowerHelperThreadPriority();
       if (lowered > 0) logger.info('helper_threads_lowered', { threads: lowered, nice: 10, detail: 'thread pool and V8 helpers yield to the request path' });
@@ -172,9 +173,9 @@ const commands: Record<string, Command> = {
       });
       fs.rmSync(d.pidFile, { force: true });
       fs.rmSync(runtimeFile(d), { force: true });
-      if (stopProfile) {
-        writeFileDurable(path.resolve(profileTo!), await stopProfile(), 0o644);
-        logger.info('cpu_profile_written', { file: path.resolve(profileTo!) });
+      if (profileFile && stopProfile) {
+        writeFileDurable(profileFile, await stopProfile(), 0o644);
+        logger.info('cpu_profile_written', { file: profileFile });
       }
       return 0;
     },

@@ -5,7 +5,7 @@
  * path (SIMD pair hashing) inside the same transaction that commits the leaves,
  * and `repair()` integrates any leaves a crash left behind.
  */
-import { hashPairs, merkleRoot } from '../hotpath/hotpath.ts';
+import { hashPairs } from '../hotpath/hotpath.ts';
 import { sha256 } from '../runtime/crypto.ts';
 import { equalBytes } from '../runtime/encoding.ts';
 import type { Database, Statement } from '../vault/sqlite.ts';
@@ -238,10 +238,5 @@ export class MerkleTree {
     }
     const roots = sizes.map((k, c) => (k === 0 ? EMPTY_ROOT : acc.slice(c * 32, c * 32 + 32)));
     return { ...(bad ? { bad } : {}), roots };
-  }
-
-  /** Root of `count` leaf hashes held in memory (the audit's recomputation). */
-  static rootOf(leaves: Uint8Array, count: number): Uint8Array {
-    return count === 0 ? EMPTY_ROOT : merkleRoot(leaves, count);
   }
 }
