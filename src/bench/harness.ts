@@ -209,7 +209,7 @@ function startProcess(o: BenchOptions, args: string[], env: Record<string, strin
   });
 }
 
-interface ProcessStats {
+export interface ProcessStats {
   cpuSeconds: number | null;
   userSeconds: number | null;
   systemSeconds: number | null;
@@ -217,7 +217,7 @@ interface ProcessStats {
 }
 
 /** CPU seconds (user, system) and peak RSS of a process (Linux /proc); nulls elsewhere. */
-function processStats(pid: number): ProcessStats {
+export function processStats(pid: number): ProcessStats {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     const user = Number(stat[11]) / 100;
