@@ -224,6 +224,11 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(r.cpu.cores >= 1 && r.cpu.nodeMsPerRequest > 0 && r.cpu.loadGeneratorMsPerRequest > 0, JSON.stringify(r.cpu));
   assert.ok(Math.abs(r.cpu.boundRequestsPerSecond - (r.cpu.cores * 1000) / (r.cpu.nodeMsPerRequest + r.cpu.loadGeneratorMsPerRequest)) < 1e-6);
   assert.match(run.stdout, /CPU per request: node \/ load generator\s+[\d.]+ \/ [\d.]+ ms: \d+ cores allow at most \d+ requests\/s/);
+  // The node's group commits during the measured run (its metrics): exactly the measured run's 400 events, not the warm-up's 100.
+  assert.equal(r.commits.events, 400, JSON.stringify(r.commits));
+  assert.ok(r.commits.count >= 1 && r.commits.count <= 100 && r.commits.msPerCommit > 0, JSON.stringify(r.commits));
+  assert.equal(r.commits.eventsPerCommit, 400 / r.commits.count);
+  assert.match(run.stdout, /group commits during load\s+\d+: [\d.]+ events and [\d.]+ ms each \(fsync included\)/);
   // --cpu-prof: the node under test wrote its profile there, and the bench summarised it.
   assert.ok(r.profile.file.startsWith(profiles) && existsSync(r.profile.file), r.profile.file);
   assert.ok(r.profile.totalMs > 0 && r.profile.top.length > 0);

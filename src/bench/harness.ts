@@ -76,6 +76,13 @@ export interface BenchReport {
    * (Linux: absent when the node's CPU is unknown).
    */
   cpu?: { cores: number; nodeMsPerRequest: number; loadGeneratorMsPerRequest: number; boundRequestsPerSecond: number; coresBusy: number };
+  /**
+   * The node's group commits during the measured run, from its metrics: how
+   * many events shared one transaction and one fsync, and how long each took
+   * (fsync included). Few events per commit at a long commit time point at
+   * the disk. Absent when the metrics could not be read.
+   */
+  commits?: { count: number; events: number; eventsPerCommit: number; msPerCommit: number };
   /** `--cpu-prof`: the node's profile and where its time went. */
   profile?: ProfileSummary & { file: string };
   /** Set when the bench made its own data directory and kept it: something was lost, doubled or corrupt. */
@@ -331,11 +338,14 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const url = `http://127.0.0.1:${node.port}`;
   const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
   const warm = await warmUp(url, keys, reqs.length, o, acks);
+  const admin = { port: node.adminPort, token: fs.readFileSync(d.tokenFile, 'utf8').trim() };
+  const commitsBefore = await commitTotals(admin);
   const statsBefore = processStats(node.proc.pid!);
   const cpuBefore = process.cpuUsage();
   const run = await drive(url, reqs, o, acks);
   const cpu = process.cpuUsage(cpuBefore);
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
+  const commits = commitsDelta(commitsBefore, await commitTotals(admin));
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
   const profile = profileFile ? readProfile(profileFile) : undefined;
@@ -367,6 +377,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
     node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...cpuBound(stats, cpuSecondsOf(cpu), run),
+    ...(commits ? { commits } : {}),
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
@@ -389,6 +400,29 @@ function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests:
 }
 
 /** The profile the node wrote at shutdown, summarised. */
+interface CommitTotals { count: number; events: number; seconds: number }
+
+/** The node's group-commit totals so far, from /metrics on its admin port; undefined when unreadable. */
+async function commitTotals(admin: { port: number; token: string }): Promise<CommitTotals | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${admin.port}/metrics`, { headers: { authorization: `Bearer ${admin.token}` } });
+    if (!res.ok) return undefined;
+    const text = await res.text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const totals = { count: value('nexus_commit_group_events_count'), events: value('nexus_commit_group_events_sum'), seconds: value('nexus_commit_duration_seconds_sum') };
+    return Object.values(totals).every(Number.isFinite) ? totals : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function commitsDelta(before: CommitTotals | undefined, after: CommitTotals | undefined): BenchReport['commits'] {
+  if (!before || !after || after.count <= before.count) return undefined;
+  const count = after.count - before.count;
+  const events = after.events - before.events;
+  return { count, events, eventsPerCommit: events / count, msPerCommit: ((after.seconds - before.seconds) * 1000) / count };
+}
+
 function readProfile(file: string): BenchReport['profile'] {
   if (!fs.existsSync(file)) throw new Error(`the node wrote no CPU profile to ${file}`);
   return { file, ...summariseProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile) };
@@ -440,6 +474,9 @@ export function reportTable(r: BenchReport): string {
   if (r.cpu) {
     const c = r.cpu;
     rows.push(['CPU per request: node / load generator', `${f(c.nodeMsPerRequest, 3)} / ${f(c.loadGeneratorMsPerRequest, 3)} ms: ${c.cores} cores allow at most ${f(c.boundRequestsPerSecond)} requests/s (${f(c.coresBusy * 100)}% busy)`]);
+  }
+  if (r.commits) {
+    rows.push(['group commits during load', `${r.commits.count}: ${f(r.commits.eventsPerCommit, 1)} events and ${f(r.commits.msPerCommit, 2)} ms each (fsync included)`]);
   }
   if (r.keptData) rows.push(['data kept for inspection', r.keptData]);
   if (r.ceiling) {
