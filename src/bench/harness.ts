@@ -399,7 +399,6 @@ function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests:
   };
 }
 
-/** The profile the node wrote at shutdown, summarised. */
 interface CommitTotals { count: number; events: number; seconds: number }
 
 /** The node's group-commit totals so far, from /metrics on its admin port; undefined when unreadable. */
@@ -423,6 +422,7 @@ function commitsDelta(before: CommitTotals | undefined, after: CommitTotals | un
   return { count, events, eventsPerCommit: events / count, msPerCommit: ((after.seconds - before.seconds) * 1000) / count };
 }
 
+/** The profile the node wrote at shutdown, summarised. */
 function readProfile(file: string): BenchReport['profile'] {
   if (!fs.existsSync(file)) throw new Error(`the node wrote no CPU profile to ${file}`);
   return { file, ...summariseProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile) };
