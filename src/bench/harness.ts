@@ -91,7 +91,7 @@ export interface BenchReport {
   ceiling?: { requestsPerSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; ratio: number; cpuSeconds: number | null; loadGeneratorCpuSeconds: number };
 }
 
-interface Prepared {
+export interface Prepared {
   body: Uint8Array;
   headers: Record<string, string>;
   refs: string[];
@@ -114,7 +114,8 @@ async function makeDevices(d: DataDir, n: number, type: KeyType): Promise<KeyFil
   return keys;
 }
 
-async function presign(keys: KeyFile[], url: string, events: number, batch: number, offset: number, progress: BenchOptions['progress']): Promise<Prepared[]> {
+/** Signs `events` events as requests of `batch` (refs `b<offset + i>-<k>`), the way every bench run sends them. */
+export async function presign(keys: KeyFile[], url: string, events: number, batch: number, offset: number, progress: BenchOptions['progress']): Promise<Prepared[]> {
   const out: Prepared[] = [];
   const requests = Math.ceil(events / batch);
   const t0 = Date.now();
@@ -383,9 +384,14 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   };
 }
 
+/** Cores this process may run on (what the bounds divide by). */
+export function machineCores(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
 function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests: number; seconds: number }): Pick<BenchReport, 'cpu'> {
   if (node.cpuSeconds === null || run.requests === 0 || run.seconds <= 0) return {};
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = machineCores();
   const nodeMs = (node.cpuSeconds * 1000) / run.requests;
   const generatorMs = (generatorSeconds * 1000) / run.requests;
   return {
