@@ -174,7 +174,6 @@ export class NodeFsVFS extends FacadeVFS {
     const buf = pData.subarray();
     try {
       if (file.durable) file.dirty = true;
-      if (iOffset + buf.byteLength > file.size) file.size = iOffset + buf.byteLength;
       const p = file.pending;
       if (p) {
         if (p.length > 0 && (p.offset + p.length !== iOffset || p.length + buf.byteLength > PENDING_MAX)) this.#flush(file);
@@ -186,12 +185,13 @@ export class NodeFsVFS extends FacadeVFS {
         }
         p.buffer.set(buf, p.length);
         p.length += buf.byteLength;
-        return C.SQLITE_OK;
+      } else {
+        this.#write(file, buf, iOffset);
       }
-      writeAll(file.fd, buf, iOffset);
+      // Held or written: the file (as SQLite sees it) now reaches this far.
+      if (iOffset + buf.byteLength > file.size) file.size = iOffset + buf.byteLength;
       return C.SQLITE_OK;
     } catch {
-      this.#remeasure(file);
       return C.SQLITE_IOERR_WRITE;
     }
   }
@@ -202,20 +202,23 @@ export class NodeFsVFS extends FacadeVFS {
     if (!p || p.length === 0) return;
     const length = p.length;
     p.length = 0; // a failed write is not retried from here: SQLite gets the I/O error
-    try {
-      writeAll(file.fd, p.buffer.subarray(0, length), p.offset);
-    } catch (e) {
-      this.#remeasure(file);
-      throw e;
-    }
+    this.#write(file, p.buffer.subarray(0, length), p.offset);
   }
 
-  /** After a failed write the file holds what it holds: its size comes from the disk again. */
-  #remeasure(file: OpenFile): void {
+  /**
+   * Every write to disk goes through here. A failed one may have written part
+   * of its bytes: the file holds what it holds, so its size is asked of the disk again.
+   */
+  #write(file: OpenFile, buf: Uint8Array, offset: number): void {
     try {
-      file.size = fs.fstatSync(file.fd).size;
-    } catch {
-      // the error that brought us here is already on its way to SQLite
+      writeAll(file.fd, buf, offset);
+    } catch (e) {
+      try {
+        file.size = fs.fstatSync(file.fd).size;
+      } catch {
+        // the error that brought us here is already on its way to SQLite
+      }
+      throw e;
     }
   }
 
@@ -225,11 +228,10 @@ export class NodeFsVFS extends FacadeVFS {
     try {
       this.#flush(file);
       fs.ftruncateSync(file.fd, size);
-      file.size = size;
+      file.size = size; // only once the disk has it (a failed flush re-read it in #write)
       if (file.durable) file.dirty = true;
       return C.SQLITE_OK;
     } catch {
-      this.#remeasure(file);
       return C.SQLITE_IOERR_TRUNCATE;
     }
   }
