@@ -4,8 +4,9 @@
  * B events each) go through the real GroupCommitter, Merkle tree included,
  * and the VFS counts what reaches the disk per group in the second half of
  * the run (after the B-trees have grown): WAL/database writes, KiB, reads
- * and SQLite's own fsyncs (WAL checkpoints; the commit fsync runs on the
- * thread pool and is not counted here).
+ * and the fsyncs SQLite asks for (WAL checkpoints; the vault fsyncs commits
+ * and, since session 6, checkpoints on the thread pool, not counted here), and
+ * how long the event loop was held at a stretch.
  *
  *   node --import tsx bench/commit.ts [--group 20] [--groups 2000] [--batch 1] [--subjects 100]
  *     [--no-ref] [--no-nonce] [--pragma "cache_size=-2000"]
@@ -14,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Vault } from '../src/vault/vault.ts';
 import { TransparencyLog } from '../src/log/log.ts';
@@ -81,6 +82,8 @@ const t0 = performance.now();
 let tHalf = t0;
 let cpuHalf = process.cpuUsage();
 let eluHalf = performance.eventLoopUtilization();
+// How long the event loop was held at a stretch (a blocking fsync holds it; a thread-pool one does not).
+const stalls = monitorEventLoopDelay({ resolution: 1 });
 const groupMs: number[] = [];
 for (let g = 0; g < GROUPS; g++) {
   if (g === GROUPS - half) {
@@ -88,6 +91,7 @@ for (let g = 0; g < GROUPS; g++) {
     tHalf = performance.now();
     cpuHalf = process.cpuUsage();
     eluHalf = performance.eventLoopUtilization();
+    stalls.enable();
   }
   const tg = performance.now();
   await Promise.all(plan[g]!.map((submission) => committer.submit(submission)));
@@ -95,6 +99,8 @@ for (let g = 0; g < GROUPS; g++) {
 }
 const cpu = process.cpuUsage(cpuHalf);
 const elu = performance.eventLoopUtilization(eluHalf);
+stalls.disable();
+const stallMs = { p99: stalls.percentile(99) / 1e6, max: stalls.max / 1e6 };
 groupMs.sort((a, b) => a - b);
 const seconds = (performance.now() - t0) / 1000;
 if (values.json) {
@@ -104,12 +110,14 @@ if (values.json) {
     eventsPerSecond: Math.round((GROUPS * G * B) / seconds),
     cpuMsPerEvent: (cpu.user + cpu.system) / 1000 / events,
     eventLoopBusyMsPerEvent: elu.active / events,
+    eventLoopDelayMs: stallMs,
   }));
 } else {
   const perGroup = (n: number) => (n / half).toFixed(1);
   console.log(`groups of ${G} submissions × ${B} events from ${subjects.length} subjects, ${GROUPS} groups${values['no-ref'] ? ', no refs' : ''}${values['no-nonce'] ? ', no nonces' : ''}${values.pragma.length ? `, PRAGMA ${values.pragma.join('; ')}` : ''}`);
   console.log(`  ${((performance.now() - tHalf) / half).toFixed(2)} ms per group (2nd half), ${Math.round((GROUPS * G * B) / seconds)} events/s overall`);
   console.log(`  group commit time p50 / p99 / max: ${groupMs[Math.floor(groupMs.length / 2)]!.toFixed(2)} / ${groupMs[Math.floor(groupMs.length * 0.99)]!.toFixed(2)} / ${groupMs.at(-1)!.toFixed(2)} ms`);
+  console.log(`  event loop busy ${((elu.active / (half * G * B)) * 1000).toFixed(1)} µs per event; held at a stretch p99 / max: ${stallMs.p99.toFixed(1)} / ${stallMs.max.toFixed(1)} ms (2nd half)`);
   console.log(`  per group (2nd half): ${perGroup(io.writes)} writes, ${(io.bytes / half / 1024).toFixed(1)} KiB, ${perGroup(io.reads)} reads, ${(io.syncs / half).toFixed(2)} checkpoint fsyncs`);
   console.log(`  vault ${(statSync(join(dir, 'vault.db')).size / 1e6).toFixed(1)} MB for ${vault.size} entries`);
 }

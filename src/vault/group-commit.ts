@@ -180,10 +180,20 @@ export class GroupCommitter {
     try {
       syncing = this.#commitGroup(group);
     } finally {
-      // The next group waits for this one's fsync; until then it grows.
-      if (syncing) void syncing.then(() => this.#next(), () => this.#next());
+      // The next group waits for this one's fsync (and a checkpoint's, if one
+      // fell due); until then it grows.
+      if (syncing) void syncing.then(() => this.#checkpoint(), () => {}).then(() => this.#next());
       else this.#next();
     }
+  }
+
+  /** Checkpoints the WAL if due, its fsync on the thread pool like a commit's (a failure is as final). */
+  #checkpoint(): Promise<void> | undefined {
+    return this.#vault.checkpointInBackground()?.catch((e: unknown) => {
+      if (this.#broken) return;
+      this.#broken = new StorageError(e);
+      this.#options.onSyncFailure?.(this.#broken);
+    });
   }
 
   #next(): void {

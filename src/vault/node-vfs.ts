@@ -9,7 +9,9 @@
  *
  * The VFS also remembers which database, journal and WAL files were written
  * since their last fsync, so the vault can make a commit durable itself —
- * off the event loop — instead of SQLite fsyncing inside COMMIT.
+ * off the event loop — instead of SQLite fsyncing inside COMMIT. For the same
+ * reason it can run a WAL checkpoint with the database fsync owed rather than
+ * done (see checkpointOwingSync).
  */
 import { FacadeVFS } from '@journeyapps/wa-sqlite/src/FacadeVFS.js';
 import * as C from '@journeyapps/wa-sqlite/src/sqlite-constants.js';
@@ -32,6 +34,16 @@ interface OpenFile {
   size: number;
   /** WAL appends held back to go out in one write (see jWrite); the buffer is reused. */
   pending?: { offset: number; length: number; buffer: Uint8Array };
+  /** The database file this journal or WAL belongs to (open before it, closed after it). */
+  db?: OpenFile;
+  /**
+   * A database file: a checkpoint wrote pages whose fsync is owed (the WAL
+   * must not be written until it is done); 'failed' once paying it failed,
+   * for good (a later fsync that succeeds proves nothing about those pages).
+   */
+  owed?: boolean | 'failed';
+  /** A WAL file: bytes written to it since it was opened or the vault reset the count (see walBytes). */
+  walBytes?: number;
 }
 
 /** Held-back WAL bytes are written out at this size even without a reason to. */
@@ -57,6 +69,8 @@ const SECTOR_SIZE = 4096;
 export class NodeFsVFS extends FacadeVFS {
   override mxPathname = 1024;
   readonly #files = new Map<number, OpenFile>();
+  /** Database files whose checkpoint runs in checkpointOwingSync now. */
+  readonly #owing = new Set<string>();
   #tempCounter = 0;
 
   constructor(name: string, module: unknown) {
@@ -85,7 +99,10 @@ export class NodeFsVFS extends FacadeVFS {
       const durable = (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0;
       const wal = (flags & C.SQLITE_OPEN_WAL) !== 0;
       const size = existed ? fs.fstatSync(fd).size : 0;
-      this.#files.set(pFile, { fd, name, flags, durable, dirty: false, size, ...(wal ? { pending: { offset: 0, length: 0, buffer: new Uint8Array(64 * 1024) } } : {}) });
+      const file: OpenFile = { fd, name, flags, durable, dirty: false, size };
+      if (wal) Object.assign(file, { pending: { offset: 0, length: 0, buffer: new Uint8Array(64 * 1024) }, walBytes: 0 });
+      if ((flags & (C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0) file.db = this.#mainFile(name.replace(/-(wal|journal)$/, ''));
+      this.#files.set(pFile, file);
       if (!existed && (flags & (C.SQLITE_OPEN_MAIN_DB | C.SQLITE_OPEN_MAIN_JOURNAL | C.SQLITE_OPEN_WAL)) !== 0) {
         fsyncDir(path.dirname(name));
       }
@@ -128,7 +145,7 @@ export class NodeFsVFS extends FacadeVFS {
     try {
       // Nothing written may be left unsynced by a close (a deferred sync may be pending).
       this.#flush(file);
-      if (file.dirty) fs.fsyncSync(file.fd);
+      if (file.dirty || file.owed) fs.fsyncSync(file.fd);
       fs.closeSync(file.fd);
       if ((file.flags & C.SQLITE_OPEN_DELETEONCLOSE) !== 0) fs.rmSync(file.name, { force: true });
       return C.SQLITE_OK;
@@ -173,7 +190,9 @@ export class NodeFsVFS extends FacadeVFS {
     if (!file) return C.SQLITE_IOERR_WRITE;
     const buf = pData.subarray();
     try {
+      this.#payOwed(file);
       if (file.durable) file.dirty = true;
+      if (file.walBytes !== undefined) file.walBytes += buf.byteLength;
       const p = file.pending;
       if (p) {
         if (p.length > 0 && (p.offset + p.length !== iOffset || p.length + buf.byteLength > PENDING_MAX)) this.#flush(file);
@@ -226,6 +245,7 @@ export class NodeFsVFS extends FacadeVFS {
     const file = this.#files.get(pFile);
     if (!file) return C.SQLITE_IOERR_TRUNCATE;
     try {
+      this.#payOwed(file);
       this.#flush(file);
       fs.ftruncateSync(file.fd, size);
       file.size = size; // only once the disk has it (a failed flush re-read it in #write)
@@ -240,10 +260,21 @@ export class NodeFsVFS extends FacadeVFS {
     const file = this.#files.get(pFile);
     if (!file) return C.SQLITE_IOERR_FSYNC;
     try {
+      if (file.owed === 'failed') return C.SQLITE_IOERR_FSYNC;
+      if (this.#owing.has(file.db?.name ?? file.name)) {
+        // The WAL is fsynced already (checkpointOwingSync's precondition) and
+        // the database's fsync is owed, to be done on the thread pool.
+        if (!file.db) {
+          file.owed = true;
+          return C.SQLITE_OK;
+        }
+        if (!file.dirty) return C.SQLITE_OK;
+      }
       this.#flush(file);
       if ((flags & C.SQLITE_SYNC_DATAONLY) !== 0) fs.fdatasyncSync(file.fd);
       else fs.fsyncSync(file.fd);
       file.dirty = false;
+      if (file.owed) file.owed = false;
       return C.SQLITE_OK;
     } catch {
       return C.SQLITE_IOERR_FSYNC;
@@ -295,6 +326,64 @@ export class NodeFsVFS extends FacadeVFS {
       fds.push(file.fd);
     }
     return fds;
+  }
+
+  /**
+   * Runs a WAL checkpoint (fn) of `mainFile` without fsyncing on the event
+   * loop. Only call it when every commit is fsynced: the WAL fsync SQLite asks
+   * for first is then skipped. The database fsync it asks for after copying
+   * pages is owed instead: the caller takes it with takeUnsynced(), fsyncs it
+   * on the thread pool and then calls paidOwed(). Until then SQLite must not
+   * restart the WAL over the frames those pages came from, so the first write
+   * to the WAL or journal pays the debt itself, with an fsync here (what
+   * SQLite would have done, only later).
+   */
+  checkpointOwingSync<T>(mainFile: string, fn: () => T): T {
+    this.#owing.add(mainFile);
+    try {
+      return fn();
+    } finally {
+      this.#owing.delete(mainFile);
+    }
+  }
+
+  /** The caller's fsync of `mainFile` (taken after checkpointOwingSync) returned: nothing is owed. */
+  paidOwed(mainFile: string): void {
+    const db = this.#mainFile(mainFile);
+    if (db?.owed === true) db.owed = false;
+  }
+
+  /** Bytes written to the WAL of `mainFile` since it was opened or `reset` (the vault checkpoints by it). */
+  walBytes(mainFile: string, reset = false): number {
+    for (const file of this.#files.values()) {
+      if (file.walBytes !== undefined && file.db?.name === mainFile) {
+        const n = file.walBytes;
+        if (reset) file.walBytes = 0;
+        return n;
+      }
+    }
+    return 0;
+  }
+
+  /** Before a journal or WAL changes: the database fsync a checkpoint owes is done now. */
+  #payOwed(file: OpenFile): void {
+    const db = file.db;
+    if (!db?.owed) return;
+    if (db.owed === 'failed') throw new Error('the fsync a checkpoint owed failed');
+    try {
+      fs.fsyncSync(db.fd);
+    } catch (e) {
+      db.owed = 'failed';
+      throw e;
+    }
+    db.owed = false;
+  }
+
+  #mainFile(name: string): OpenFile | undefined {
+    for (const file of this.#files.values()) {
+      if (file.name === name && (file.flags & C.SQLITE_OPEN_MAIN_DB) !== 0) return file;
+    }
+    return undefined;
   }
 
   /** Closes every file still open (after the database handle is closed). */

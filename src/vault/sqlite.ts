@@ -178,6 +178,21 @@ export class Database {
     return vfs!.takeUnsynced(this.#file, all);
   }
 
+  /** Runs a WAL checkpoint with its database fsync owed, not done (NodeFsVFS.checkpointOwingSync). */
+  checkpointOwingSync<T>(fn: () => T): T {
+    return vfs!.checkpointOwingSync(this.#file, fn);
+  }
+
+  /** The owed database fsync was done (by the caller, on the thread pool). */
+  paidOwed(): void {
+    vfs!.paidOwed(this.#file);
+  }
+
+  /** Bytes written to the WAL since it was opened or the count was reset. */
+  walBytes(reset = false): number {
+    return vfs!.walBytes(this.#file, reset);
+  }
+
   changes(): number {
     return this.#m._sqlite3_changes(this.#db);
   }

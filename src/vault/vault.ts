@@ -2,12 +2,14 @@
  * The vault: the append-only ledger in WASM SQLite on a real file.
  *
  * WAL + locking_mode=EXCLUSIVE, one writer process (pid lock), schema
- * versioned in `meta`. SQLite runs with synchronous=NORMAL (it still fsyncs
- * around its own WAL checkpoints) and the vault fsyncs every file a commit
- * wrote itself: right after COMMIT for ordinary transactions (as FULL would),
- * or on the thread pool for the group committer, which answers its callers
- * only once that fsync returned — so the event loop keeps parsing and
- * verifying while the disk works. Rows are only ever inserted; the derived
+ * versioned in `meta`. SQLite runs with synchronous=NORMAL and the vault
+ * fsyncs every file a commit wrote itself: right after COMMIT for ordinary
+ * transactions (as FULL would), or on the thread pool for the group committer,
+ * which answers its callers only once that fsync returned — so the event loop
+ * keeps parsing and verifying while the disk works. The vault also runs the
+ * WAL checkpoints itself (SQLite's automatic one would fsync twice on the
+ * event loop inside a COMMIT): after a group's fsync, with the database fsync
+ * on the thread pool as well (checkpointInBackground). Rows are only ever inserted; the derived
  * aggregates (accounts, totals) are updated in the same transaction as the rows
  * they count, and `nexus verify` recomputes them.
  */
@@ -19,6 +21,9 @@ import { Database, type Statement } from './sqlite.ts';
 import { acquirePidLock, type PidLock } from './pid-lock.ts';
 
 export const SCHEMA_VERSION = 5;
+
+/** The WAL growth that triggers a checkpoint: SQLite's default of 1000 frames of 4 KiB pages. */
+const CHECKPOINT_WAL_BYTES = 1000 * (4096 + 24);
 
 /** @internal Exported for the migration tests. */
 export const MIGRATIONS: readonly string[] = [
@@ -121,6 +126,8 @@ export interface VaultOpenOptions {
   policy?: Policy;
   /** @internal The thread-pool fsync; tests replace it to simulate a failing disk (EIO cannot be provoked here). */
   fsyncAsync?: (fd: number) => Promise<void>;
+  /** @internal WAL growth that triggers a checkpoint (tests make it small to checkpoint often). */
+  checkpointWalBytes?: number;
 }
 
 export class Vault {
@@ -144,9 +151,11 @@ export class Vault {
   #lastEvidence: Uint8Array | undefined;
 
   readonly #fsyncAsync: (fd: number) => Promise<void>;
+  readonly #checkpointWalBytes: number;
 
-  private constructor(file: string, db: Database, lock: PidLock, policy: Policy, fsyncOnPool: (fd: number) => Promise<void>) {
-    this.#fsyncAsync = fsyncOnPool;
+  private constructor(file: string, db: Database, lock: PidLock, policy: Policy, options: VaultOpenOptions) {
+    this.#fsyncAsync = options.fsyncAsync ?? fsyncAsync;
+    this.#checkpointWalBytes = options.checkpointWalBytes ?? CHECKPOINT_WAL_BYTES;
     this.file = file;
     this.#db = db;
     this.#lock = lock;
@@ -170,14 +179,10 @@ export class Vault {
       // without shared memory (NOTES.md).
       db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;');
       // A 16 MiB page cache holds every device's hot index pages (the 2 MiB
-      // default re-read them from the WAL). The WAL checkpoint stays at
-      // SQLite's 1000 pages: it is the one fsync still on the event loop, and
-      // at 4096 pages it saved ~15% of commit time but doubled the stall
-      // (bench/commit.ts max group time 98 → 185 ms) and tripled p90 latency
-      // at 1000 req/s offered.
-      db.exec(`PRAGMA cache_size=-${16 * 1024};`);
+      // default re-read them from the WAL). The vault checkpoints by itself.
+      db.exec(`PRAGMA cache_size=-${16 * 1024}; PRAGMA wal_autocheckpoint=0;`);
       const policy = migrate(db, options.policy ?? DEFAULT_POLICY);
-      return new Vault(file, db, lock, policy, options.fsyncAsync ?? fsyncAsync);
+      return new Vault(file, db, lock, policy, options);
     } catch (e) {
       db?.close();
       lock.release();
@@ -223,6 +228,11 @@ export class Vault {
     if (!options.deferSync) {
       try {
         this.#fsync(this.#db.takeUnsynced());
+        // The group committer checkpoints at the threshold, in the background.
+        // Without one (anchors and enrolment on an idle node, tools) the WAL
+        // still must not grow for ever: at twice the threshold a plain SQLite
+        // checkpoint runs here, fsyncing here as its automatic one would.
+        if (this.#db.walBytes() >= 2 * this.#checkpointWalBytes) this.#checkpoint();
       } catch (e) {
         this.#failed ??= e;
         throw e;
@@ -230,6 +240,33 @@ export class Vault {
       this.#durableSize = Math.max(this.#durableSize, this.#size);
     }
     return result;
+  }
+
+  /**
+   * Copies the WAL back into the database once it has grown by
+   * CHECKPOINT_WAL_BYTES since the last checkpoint, with no fsync on the event
+   * loop: the WAL is fsynced already (no commit is being synced when this
+   * runs), and the database's fsync runs on the thread pool. The promise
+   * settles when it returned; the WAL cannot be restarted before (the VFS
+   * fsyncs the database first if anything writes to it meanwhile), so the
+   * group committer waits for it before its next commit. Undefined when no
+   * checkpoint is due, or a commit's fsync is still running.
+   */
+  checkpointInBackground(): Promise<void> | undefined {
+    if (this.#failed !== undefined || this.#syncing > 0 || this.#db.walBytes() < this.#checkpointWalBytes) return undefined;
+    this.#db.checkpointOwingSync(() => this.#checkpoint());
+    return this.syncCommitted().then(() => this.#db.paidOwed());
+  }
+
+  #checkpoint(): void {
+    this.#db.walBytes(true);
+    try {
+      this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    } catch {
+      // As with SQLite's automatic checkpoint, a failed one is only retried
+      // later: the WAL still holds every commit. (A failed fsync is fatal; it
+      // is judged where it is awaited.)
+    }
   }
 
   /** Inside transaction(): restores in-memory state (ledger size and totals, the tree's size) if it rolls back. */
