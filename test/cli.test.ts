@@ -229,6 +229,9 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(r.commits.count >= 1 && r.commits.count <= 100 && r.commits.msPerCommit > 0, JSON.stringify(r.commits));
   assert.equal(r.commits.eventsPerCommit, 400 / r.commits.count);
   assert.match(run.stdout, /group commits during load\s+\d+: [\d.]+ events and [\d.]+ ms each \(fsync included\)/);
+  // And how late its event loop ran meanwhile (its metrics' histogram, restarted by the scrape before the run).
+  assert.ok(r.eventLoopDelayMs && r.eventLoopDelayMs.max >= r.eventLoopDelayMs.p99 && r.eventLoopDelayMs.p99 >= 0, JSON.stringify(r.eventLoopDelayMs));
+  assert.match(run.stdout, /node event loop late by, p99 \/ max\s+[\d.]+ \/ [\d.]+ ms/);
   // --cpu-prof: the node under test wrote its profile there, and the bench summarised it.
   assert.ok(r.profile.file.startsWith(profiles) && existsSync(r.profile.file), r.profile.file);
   assert.ok(r.profile.totalMs > 0 && r.profile.top.length > 0);

@@ -83,6 +83,13 @@ export interface BenchReport {
    * the disk. Absent when the metrics could not be read.
    */
   commits?: { count: number; events: number; eventsPerCommit: number; msPerCommit: number };
+  /**
+   * How late the node's event loop ran during the measured run (its metrics:
+   * timers every 10 ms, measured since the scrape before the run). A long
+   * max is a stretch the node answered nothing: a blocking fsync, a GC, a
+   * long synchronous task.
+   */
+  eventLoopDelayMs?: { p99: number; max: number };
   /** `--cpu-prof`: the node's profile and where its time went. */
   profile?: ProfileSummary & { file: string };
   /** Set when the bench made its own data directory and kept it: something was lost, doubled or corrupt. */
@@ -346,7 +353,8 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const run = await drive(url, reqs, o, acks);
   const cpu = process.cpuUsage(cpuBefore);
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
-  const commits = commitsDelta(commitsBefore, await commitTotals(admin));
+  const commitsAfter = await commitTotals(admin);
+  const commits = commitsDelta(commitsBefore, commitsAfter);
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
   const profile = profileFile ? readProfile(profileFile) : undefined;
@@ -379,6 +387,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...cpuBound(stats, cpuSecondsOf(cpu), run),
     ...(commits ? { commits } : {}),
+    ...(commitsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: commitsAfter.eventLoopDelayMs } : {}),
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
@@ -405,9 +414,15 @@ function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests:
   };
 }
 
-interface CommitTotals { count: number; events: number; seconds: number }
+interface CommitTotals {
+  count: number;
+  events: number;
+  seconds: number;
+  /** Since the previous scrape (the node's histogram restarts at each). */
+  eventLoopDelayMs?: { p99: number; max: number };
+}
 
-/** The node's group-commit totals so far, from /metrics on its admin port; undefined when unreadable. */
+/** The node's group-commit totals so far, and its event-loop delay since the last scrape, from /metrics on its admin port; undefined when unreadable. */
 async function commitTotals(admin: { port: number; token: string }): Promise<CommitTotals | undefined> {
   try {
     const res = await fetch(`http://127.0.0.1:${admin.port}/metrics`, { headers: { authorization: `Bearer ${admin.token}` } });
@@ -415,7 +430,9 @@ async function commitTotals(admin: { port: number; token: string }): Promise<Com
     const text = await res.text();
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
     const totals = { count: value('nexus_commit_group_events_count'), events: value('nexus_commit_group_events_sum'), seconds: value('nexus_commit_duration_seconds_sum') };
-    return Object.values(totals).every(Number.isFinite) ? totals : undefined;
+    if (!Object.values(totals).every(Number.isFinite)) return undefined;
+    const delay = { p99: value('nexus_nodejs_eventloop_lag_p99_seconds') * 1000, max: value('nexus_nodejs_eventloop_lag_max_seconds') * 1000 };
+    return Object.values(delay).every(Number.isFinite) ? { ...totals, eventLoopDelayMs: delay } : totals;
   } catch {
     return undefined;
   }
@@ -484,6 +501,7 @@ export function reportTable(r: BenchReport): string {
   if (r.commits) {
     rows.push(['group commits during load', `${r.commits.count}: ${f(r.commits.eventsPerCommit, 1)} events and ${f(r.commits.msPerCommit, 2)} ms each (fsync included)`]);
   }
+  if (r.eventLoopDelayMs) rows.push(['node event loop late by, p99 / max', `${f(r.eventLoopDelayMs.p99, 1)} / ${f(r.eventLoopDelayMs.max, 1)} ms`]);
   if (r.keptData) rows.push(['data kept for inspection', r.keptData]);
   if (r.ceiling) {
     rows.push(['bare Hono ceiling, same requests', `${f(r.ceiling.requestsPerSecond)} requests/s, p50 ${f(r.ceiling.latencyMs.p50, 2)} / p99 ${f(r.ceiling.latencyMs.p99, 2)} ms`]);
