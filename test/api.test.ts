@@ -1,6 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { startTestNode, devPost, devGet, type TestNode } from './support/node.ts';
 
 let node: TestNode;
@@ -301,4 +303,37 @@ test('a failed fsync: that write and every later one get 503 STORAGE_UNAVAILABLE
   assert.equal(ready.status, 503);
   assert.equal((await json(await devGet(`${own.url}/v1/events/${first.body.seq}`))).status, 200);
   assert.ok(own.logs.some((l) => l.includes('"event":"vault_sync_failed"')), 'the operator is told why');
+});
+
+test('commit wait: a write waits for one whose body is still arriving and they share a commit; one rejected on its way releases it', async (t) => {
+  const own = await startTestNode({ configure: (c) => (c.vault.commit_wait_ms = 5_000) });
+  t.after(() => own.cleanup());
+  const commits = async () => Number(/^nexus_commit_group_events_count (\S+)$/m.exec(await (await fetch(`${own.adminUrl}/metrics`, { headers: { authorization: `Bearer ${readFileSync(own.data.tokenFile, 'utf8').trim()}` } })).text())?.[1]);
+  /** A POST whose headers go now and whose body goes only when `send` is called. */
+  const slowPost = (name: string) => {
+    const req = httpRequest(`${own.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-nexus-dev-identity': name, 'content-length': '14' } });
+    req.flushHeaders();
+    const answered = new Promise<number>((resolve, reject) => req.on('response', (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); }).on('error', reject));
+    return { send: (body: string) => req.end(body), answered };
+  };
+  const before = await commits();
+  const slow = slowPost('slow');
+  await new Promise((r) => setTimeout(r, 100)); // its headers are in: it is on its way
+  let fastDone = false;
+  const fast = devPost(`${own.url}/v1/events`, { amount: '1' }, 'fast').then((r) => ((fastDone = true), r.status));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(fastDone, false, 'the fast write waits for the slow one');
+  slow.send('{"amount":"2"}');
+  assert.deepEqual([await fast, await slow.answered], [201, 201]);
+  assert.equal(await commits(), before + 1, 'one commit for both');
+
+  const bad = slowPost('bad');
+  await new Promise((r) => setTimeout(r, 100));
+  const started = performance.now();
+  const next = devPost(`${own.url}/v1/events`, { amount: '3' }, 'next').then((r) => r.status);
+  await new Promise((r) => setTimeout(r, 300));
+  bad.send('{"amount":"x"}');
+  assert.equal(await bad.answered, 400);
+  assert.equal(await next, 201);
+  assert.ok(performance.now() - started < 4_000, 'released when the slow one was rejected, not after commit_wait_ms');
 });

@@ -75,6 +75,7 @@ test('config validation: types, enums, ranges, TOML syntax', () => {
     ['[listen]\nport = 70000', /listen.port" must be a port/],
     ['[ingress]\nmode = "open"', /"ingress.mode" must be one of direct, cloudflare, proxy/],
     ['[limits]\nbody_bytes = 0', /limits.body_bytes" must be at least 1/],
+    ['[vault]\ncommit_wait_ms = -1', /"vault.commit_wait_ms" must be from 0 to 1000, got -1/],
     ['[[anchors]]\ntype = "ipfs"', /anchors\[0\].type" must be one of file, evm/],
     ['[node\norigin = "x"', /line 1/],
     ['[[routes]]\nprefix = "app"\nupstream = "http://x"', /must start with "\/"/],
@@ -84,6 +85,7 @@ test('config validation: types, enums, ranges, TOML syntax', () => {
   const ok = parseConfig('[listen]\nport = 9000\n[[anchors]]\ntype = "file"\npath = "a.jsonl"', 'nexus.toml', 'origin/x');
   assert.equal(ok.listen.port, 9000);
   assert.equal(ok.listen.admin_port, 8788);
+  assert.equal(ok.vault.commit_wait_ms, 5);
   assert.equal(ok.node.origin, 'origin/x');
   assert.deepEqual(ok.anchors.map((a) => ({ ...a })), [{ type: 'file', path: 'a.jsonl' }]);
 });

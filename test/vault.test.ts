@@ -107,6 +107,51 @@ test('concurrent submissions share group commits, get gap-free seqs, and each is
   assert.equal(vault.totals.amount, BigInt((n * (n + 1)) / 2));
 });
 
+test('commit wait: a group waits for requests announced on their way, and only for them', async (t) => {
+  const groups: number[] = [];
+  // A long wait, so that "did not wait" cannot be mistaken for a short wait even on a loaded machine.
+  const { committer } = await openCommitter(t, { commitWaitMs: 5_000, commitWaitEvents: 3, onCommitted: (b) => groups.push(b.entries.length) });
+  const settledBefore = async (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  // Nobody on the way: commits at once.
+  assert.equal(await settledBefore(committer.submit(sub('a', [{ amount: 1n }])), 2_500), true);
+  assert.deepEqual(groups, [1]);
+
+  // One on the way: the group waits for it and both share one commit.
+  const coming = committer.expect();
+  const first = committer.submit(sub('b', [{ amount: 2n }]));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(groups, [1], 'held back while a request is on its way');
+  await Promise.all([first, coming.submit(sub('c', [{ amount: 3n }]))]);
+  assert.deepEqual(groups, [1, 2]);
+
+  // One on the way that gives up (a bad signature, say): the group goes at once.
+  const quitter = committer.expect();
+  const alone = committer.submit(sub('d', [{ amount: 4n }]));
+  await new Promise((r) => setTimeout(r, 30));
+  quitter.cancel();
+  quitter.cancel(); // final: a second cancel or a late submit do not count twice
+  assert.equal(await settledBefore(alone, 2_500), true);
+  assert.deepEqual(groups, [1, 2, 1]);
+
+  // A group that holds commitWaitEvents goes without waiting for the rest.
+  const late = committer.expect();
+  assert.equal(await settledBefore(committer.submit(sub('e', [{ amount: 5n }, { amount: 6n }, { amount: 7n }])), 2_500), true);
+  assert.deepEqual(groups, [1, 2, 1, 3]);
+  late.cancel();
+});
+
+test('commit wait: a request that never arrives holds a group back commitWaitMs at most', async (t) => {
+  const groups: number[] = [];
+  const { committer } = await openCommitter(t, { commitWaitMs: 40, onCommitted: (b) => groups.push(b.entries.length) });
+  const never = committer.expect();
+  const t0 = performance.now();
+  await committer.submit(sub('a', [{ amount: 1n }]));
+  assert.ok(performance.now() - t0 >= 35, 'it waited');
+  assert.deepEqual(groups, [1]);
+  never.cancel();
+});
+
 test('idempotency: same subject + ref returns the first receipt, in the same group or later; other values conflict', async (t) => {
   const { vault, committer } = await openCommitter(t);
   // Three concurrent retries of one request land in one group: one booking.

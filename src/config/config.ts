@@ -37,6 +37,7 @@ export interface Config {
   };
   limits: { body_bytes: number; rate_per_identity: number; rate_per_ip: number };
   log: { checkpoint_interval_ms: number };
+  vault: { commit_wait_ms: number };
   anchoring: { interval_s: number };
   anchors: AnchorConfig[];
   routes: RouteConfig[];
@@ -57,6 +58,7 @@ export function defaultConfig(origin: string): Config {
     sentry: { signatures: { enabled: true, enrollment: 'allowlist', max_skew_s: 300 } },
     limits: { body_bytes: 16384, rate_per_identity: 1000, rate_per_ip: 200 },
     log: { checkpoint_interval_ms: 1000 },
+    vault: { commit_wait_ms: 5 },
     anchoring: { interval_s: 60 },
     anchors: [{ type: 'file', path: 'anchors.jsonl' }],
     routes: [],
@@ -92,6 +94,9 @@ rate_per_ip = 200         # per second
 [log]
 checkpoint_interval_ms = 1000
 
+[vault]
+commit_wait_ms = 5        # a group commit may wait this long for requests already on their way (0: never)
+
 [anchoring]
 interval_s = 60
 
@@ -115,6 +120,7 @@ const SCHEMA: Shape = {
   },
   limits: { body_bytes: 'int', rate_per_identity: 'int', rate_per_ip: 'int' },
   log: { checkpoint_interval_ms: 'int' },
+  vault: { commit_wait_ms: 'int' },
   anchoring: { interval_s: 'int' },
   anchors: [{ type: 'string', path: 'string', chain: 'string', chain_id: 'int', rpc_url: 'string', key_file: 'string', confirmations: 'int', stuck_after_s: 'int' }],
   routes: [{ prefix: 'string', upstream: 'string', strip_prefix: 'bool', timeout_ms: 'int' }],
@@ -196,6 +202,7 @@ export function parseConfig(text: string, file: string, fallbackOrigin: string):
   positive(cfg.limits.rate_per_identity, 'limits.rate_per_identity', file);
   positive(cfg.limits.rate_per_ip, 'limits.rate_per_ip', file);
   positive(cfg.log.checkpoint_interval_ms, 'log.checkpoint_interval_ms', file);
+  if (!(cfg.vault.commit_wait_ms >= 0 && cfg.vault.commit_wait_ms <= 1000)) throw new ConfigError(`${file}: "vault.commit_wait_ms" must be from 0 to 1000, got ${cfg.vault.commit_wait_ms}`);
   positive(cfg.anchoring.interval_s, 'anchoring.interval_s', file);
   positive(cfg.sentry.signatures.max_skew_s, 'sentry.signatures.max_skew_s', file);
   // The origin is also the checkpoint key name, which may hold no spaces or "+" (c2sp.org/signed-note).

@@ -7,7 +7,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { GroupCommitter, StorageError, receiptOf, type Outcome } from '../vault/group-commit.ts';
+import { GroupCommitter, StorageError, receiptOf, type Arrival, type Outcome } from '../vault/group-commit.ts';
 import type { StoredEntry, Vault } from '../vault/vault.ts';
 import { SplitInvariantError } from '../brain/split.ts';
 import { formatPolicy } from '../brain/policy.ts';
@@ -53,7 +53,7 @@ export interface AppOptions {
   proxy?: { routes: readonly ProxyRoute[]; key: string; timeoutMs: number };
 }
 
-type Env = { Variables: SentryVariables & { buffered?: boolean } };
+type Env = { Variables: SentryVariables & { buffered?: boolean; arrival?: Arrival } };
 
 const MAX_LIMIT = 500;
 const DEFAULT_LIMIT = 50;
@@ -220,6 +220,17 @@ export function createApp(appOptions: AppOptions): Hono<Env> {
     if (wait > 0) return limited(c, wait, subject);
     await next();
   };
+  // The committer may hold a group back a moment for a request on its way
+  // (its body being read, its signature verified) to share its fsync.
+  const announce: MiddlewareHandler<Env> = async (c, next) => {
+    const arrival = committer.expect();
+    c.set('arrival', arrival);
+    try {
+      await next();
+    } finally {
+      arrival.cancel();
+    }
+  };
   const jsonBody: MiddlewareHandler<Env> = async (c, next) => {
     const type = c.req.header('content-type') ?? '';
     if (!/^application\/json\s*(;|$)/i.test(type)) return problem(c, 'UNSUPPORTED_MEDIA_TYPE');
@@ -235,11 +246,11 @@ export function createApp(appOptions: AppOptions): Hono<Env> {
     }
   };
 
-  route({ method: 'post', path: '/v1/events', summary: 'Book one event or a batch (all-or-nothing), durably', tag: 'events', auth: true, body: EVENT_BODY_SCHEMA, responses: { 201: { description: 'booked; the rows are on disk', schema: { oneOf: [ref('Receipt'), { type: 'object', properties: { receipts: { type: 'array', items: ref('Receipt') } } }] } }, 200: { description: 'every ref was booked before: the first receipts' } } }, perIp, readBody, jsonBody, guard, perIdentity, async (c) => {
+  route({ method: 'post', path: '/v1/events', summary: 'Book one event or a batch (all-or-nothing), durably', tag: 'events', auth: true, body: EVENT_BODY_SCHEMA, responses: { 201: { description: 'booked; the rows are on disk', schema: { oneOf: [ref('Receipt'), { type: 'object', properties: { receipts: { type: 'array', items: ref('Receipt') } } }] } }, 200: { description: 'every ref was booked before: the first receipts' } } }, perIp, announce, readBody, jsonBody, guard, perIdentity, async (c) => {
     const identity = c.get('identity');
     const json = decodeJson(c);
     const { events, batch } = parseEventBody(json, identity.subject, c.req.header('idempotency-key') ?? null);
-    const outcome: Outcome = await committer.submit({ subject: identity.subject, events, evidence: identity.evidence, nonce: identity.nonce });
+    const outcome: Outcome = await c.get('arrival')!.submit({ subject: identity.subject, events, evidence: identity.evidence, nonce: identity.nonce });
     if (outcome.kind === 'conflict') {
       return problem(c, 'REF_CONFLICT', `ref "${outcome.ref}" was booked before with a different amount or beneficiary`, { index: outcome.index });
     }

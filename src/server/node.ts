@@ -155,6 +155,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const metrics = new Metrics();
   const rejections = new RejectionLog();
   const committer = new GroupCommitter(vault, {
+    commitWaitMs: config.vault.commit_wait_ms,
     integrate: (leaves, count) => log.tree.integrate(leaves, count),
     onCommitted: (b) => {
       metrics.eventsBooked.inc(b.entries.length);

@@ -10,6 +10,15 @@
  * committer stops for good: the pages may be gone, so nothing after the last
  * good fsync can be called durable (it rejects everything from then on).
  *
+ * A group commits as soon as the previous one's fsync returned, unless more
+ * requests are on their way (their body being read, their signature being
+ * verified: see expect()): then it waits for them, a few milliseconds at
+ * most, as PostgreSQL's commit_delay does when other transactions are
+ * active. On a fast disk the fsync returns so soon that groups stay at one
+ * or two events, each paying a commit's fixed cost alone (~20 rewritten
+ * pages, ~0.6 ms of CPU here against ~65 µs per event: bench/commit.ts);
+ * nobody waits when nobody else is coming.
+ *
  * Per group: idempotency (subject + ref) is resolved first, then every new
  * amount is split in one WASM call, canonical bytes and leaf hashes are built
  * in one pass, and the rows go in.
@@ -74,6 +83,14 @@ export interface CommittedBatch {
 export interface GroupCommitOptions {
   /** Most events in one transaction; the rest wait for the next group. */
   maxGroupEvents?: number;
+  /**
+   * How long a group may wait for requests announced with expect() (0: never
+   * waits). It stops waiting once none is left on its way, or it holds
+   * `commitWaitEvents` events.
+   */
+  commitWaitMs?: number;
+  /** A group that holds this many events commits without waiting. */
+  commitWaitEvents?: number;
   /** Called inside each transaction with the new leaf hashes (the log adds them to the tree). */
   integrate?: (leaves: Uint8Array, count: number) => void;
   /** Called after each durable COMMIT. */
@@ -116,13 +133,26 @@ export function receiptOf(entry: LedgerEntry, leaf: Uint8Array): Receipt {
 const schedule: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
 
+/** A request on its way to the committer: submit() through it, or cancel() it if it never will. Both are final. */
+export interface Arrival {
+  submit(submission: Submission): Promise<Outcome>;
+  cancel(): void;
+}
+
 export class GroupCommitter {
   readonly #vault: Vault;
   readonly #maxGroup: number;
   readonly #options: GroupCommitOptions;
   readonly #policyText: string;
   #queue: Pending[] = [];
+  #queuedEvents = 0;
   #scheduled = false;
+  /** Requests announced with expect() that have not submitted or cancelled yet. */
+  #expected = 0;
+  /** Set while a group waits for them. */
+  #waiting: { timer: ReturnType<typeof setTimeout> } | undefined;
+  readonly #waitMs: number;
+  readonly #waitEvents: number;
   #idle: Array<() => void> = [];
   #closed = false;
   #broken: StorageError | undefined;
@@ -131,6 +161,8 @@ export class GroupCommitter {
     this.#vault = vault;
     this.#options = options;
     this.#maxGroup = options.maxGroupEvents ?? 8192;
+    this.#waitMs = options.commitWaitMs ?? 0;
+    this.#waitEvents = options.commitWaitEvents ?? 64;
     this.#policyText = formatPolicy(vault.policy);
   }
 
@@ -140,11 +172,58 @@ export class GroupCommitter {
     if (this.#closed) return Promise.reject(new StorageError(new Error('the vault is closing')));
     return new Promise<Outcome>((resolve, reject) => {
       this.#queue.push({ submission, resolve, reject });
+      this.#queuedEvents += submission.events.length;
       if (!this.#scheduled) {
         this.#scheduled = true;
-        schedule(() => this.#flush());
+        this.#soon();
+      } else if (this.#waiting && this.#queuedEvents >= this.#waitEvents) {
+        this.#stopWaiting();
       }
     });
+  }
+
+  /**
+   * Announces a request that will submit soon (call it before reading its
+   * body and verifying it): a group about to commit may wait for it.
+   */
+  expect(): Arrival {
+    this.#expected++;
+    let open = true;
+    const close = () => {
+      if (!open) return false;
+      open = false;
+      this.#expected--;
+      return true;
+    };
+    return {
+      submit: (submission) => {
+        const closed = close();
+        const outcome = this.submit(submission);
+        if (closed && this.#expected === 0 && this.#waiting) this.#stopWaiting();
+        return outcome;
+      },
+      cancel: () => {
+        if (close() && this.#expected === 0 && this.#waiting) this.#stopWaiting();
+      },
+    };
+  }
+
+  /** Flushes on the next turn, or once the requests on their way arrived (commitWaitMs at most). */
+  #soon(): void {
+    schedule(() => {
+      if (this.#waitMs > 0 && this.#expected > 0 && this.#queuedEvents < this.#waitEvents && !this.#closed) {
+        this.#waiting = { timer: setTimeout(() => this.#stopWaiting(), this.#waitMs) };
+      } else {
+        this.#flush();
+      }
+    });
+  }
+
+  #stopWaiting(): void {
+    if (!this.#waiting) return;
+    clearTimeout(this.#waiting.timer);
+    this.#waiting = undefined;
+    this.#flush();
   }
 
   /** Resolves when everything queued so far has been committed (or failed). */
@@ -165,6 +244,7 @@ export class GroupCommitter {
   /** Refuses new work; finishes what is queued. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stopWaiting();
     await this.drain();
   }
 
@@ -176,6 +256,7 @@ export class GroupCommitter {
       take++;
     }
     const group = this.#queue.splice(0, take);
+    this.#queuedEvents -= events;
     let syncing: Promise<void> | undefined;
     try {
       syncing = this.#commitGroup(group);
@@ -199,9 +280,10 @@ export class GroupCommitter {
   #next(): void {
     if (this.#broken) {
       for (const p of this.#queue.splice(0)) p.reject(this.#broken);
+      this.#queuedEvents = 0;
     }
     if (this.#queue.length > 0) {
-      schedule(() => this.#flush());
+      this.#soon();
     } else {
       this.#scheduled = false;
       const idle = this.#idle;
