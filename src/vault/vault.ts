@@ -9,9 +9,9 @@
  * keeps parsing and verifying while the disk works. The vault also runs the
  * WAL checkpoints itself (SQLite's automatic one would fsync twice on the
  * event loop inside a COMMIT): after a group's fsync, with the database fsync
- * on the thread pool as well (checkpointInBackground). Rows are only ever inserted; the derived
- * aggregates (accounts, totals) are updated in the same transaction as the rows
- * they count, and `nexus verify` recomputes them.
+ * on the thread pool as well (checkpointInBackground). Rows are only ever
+ * inserted; the derived aggregates (accounts, totals) are updated in the same
+ * transaction as the rows they count, and `nexus verify` recomputes them.
  */
 import { fs, path, fsyncAsync } from '../runtime/fs.ts';
 import { equalBytes } from '../runtime/encoding.ts';
@@ -264,8 +264,9 @@ export class Vault {
       this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)');
     } catch {
       // As with SQLite's automatic checkpoint, a failed one is only retried
-      // later: the WAL still holds every commit. (A failed fsync is fatal; it
-      // is judged where it is awaited.)
+      // later: SQLite marks the WAL copied only after the database fsync it
+      // asked for succeeded, so the WAL still holds every commit. (In the
+      // background the database fsync is owed, and judged where it is awaited.)
     }
   }
 
