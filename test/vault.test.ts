@@ -130,14 +130,22 @@ test('commit wait: a group waits for requests announced on their way, and only f
   const alone = committer.submit(sub('d', [{ amount: 4n }]));
   await new Promise((r) => setTimeout(r, 30));
   quitter.cancel();
-  quitter.cancel(); // final: a second cancel or a late submit do not count twice
+  quitter.cancel(); // final: a second cancel does not count twice
   assert.equal(await settledBefore(alone, 2_500), true);
   assert.deepEqual(groups, [1, 2, 1]);
+  // Had it counted twice, nobody would be on the way for the next one: it would not wait.
+  const next = committer.expect();
+  const held = committer.submit(sub('f', [{ amount: 8n }]));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(groups, [1, 2, 1], 'held back: the double cancel counted once');
+  next.cancel();
+  await held;
+  assert.deepEqual(groups, [1, 2, 1, 1]);
 
   // A group that holds commitWaitEvents goes without waiting for the rest.
   const late = committer.expect();
   assert.equal(await settledBefore(committer.submit(sub('e', [{ amount: 5n }, { amount: 6n }, { amount: 7n }])), 2_500), true);
-  assert.deepEqual(groups, [1, 2, 1, 3]);
+  assert.deepEqual(groups, [1, 2, 1, 1, 3]);
   late.cancel();
 });
 

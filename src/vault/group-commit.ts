@@ -189,22 +189,19 @@ export class GroupCommitter {
   expect(): Arrival {
     this.#expected++;
     let open = true;
-    const close = () => {
-      if (!open) return false;
+    // Once, after its submission (if any) is queued: the last one on its way releases a waiting group.
+    const arrived = () => {
+      if (!open) return;
       open = false;
-      this.#expected--;
-      return true;
+      if (--this.#expected === 0) this.#stopWaiting();
     };
     return {
       submit: (submission) => {
-        const closed = close();
         const outcome = this.submit(submission);
-        if (closed && this.#expected === 0 && this.#waiting) this.#stopWaiting();
+        arrived();
         return outcome;
       },
-      cancel: () => {
-        if (close() && this.#expected === 0 && this.#waiting) this.#stopWaiting();
-      },
+      cancel: arrived,
     };
   }
 
