@@ -4,9 +4,9 @@
  * B events each) go through the real GroupCommitter, Merkle tree included,
  * and the VFS counts what reaches the disk per group in the second half of
  * the run (after the B-trees have grown): WAL/database writes, KiB, reads
- * and the fsyncs SQLite asks for (WAL checkpoints; the vault fsyncs commits
- * and, since session 6, checkpoints on the thread pool, not counted here), and
- * how long the event loop was held at a stretch.
+ * and the fsyncs SQLite asks for (the vault fsyncs commits and checkpoints
+ * on the thread pool; those are not counted here), and how long the event
+ * loop was held at a stretch.
  *
  *   node --import tsx bench/commit.ts [--group 20] [--groups 2000] [--batch 1] [--subjects 100]
  *     [--no-ref] [--no-nonce] [--pragma "cache_size=-2000"]

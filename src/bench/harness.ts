@@ -139,7 +139,6 @@ export async function presign(keys: KeyFile[], url: string, events: number, batc
   return out;
 }
 
-/** Drives the prepared requests; records every acknowledged event by ref. */
 /**
  * The connections to one target. A warm-up opens them and the measured run
  * that follows reuses them, as a fleet's keep-alive connections would be
@@ -150,7 +149,7 @@ function connect(url: string, o: BenchOptions): Pool {
   return new Pool(url, { connections: o.concurrency, pipelining: 1 });
 }
 
-/** Sends `reqs` (at o.rate, or o.concurrency at a time) through `pool`, or through connections of its own. */
+/** Sends `reqs` (at o.rate, or o.concurrency at a time) through `pool`, or connections of its own; records every acknowledged event by ref. */
 async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<string, Ack>, options: { stopAfterMs?: number; pool?: Pool } = {}) {
   const { stopAfterMs } = options;
   const pool = options.pool ?? connect(url, o);
@@ -360,15 +359,16 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const pool = connect(url, o);
   const warm = await warmUp(url, keys, reqs.length, o, acks, pool);
   const admin = { port: node.adminPort, token: fs.readFileSync(d.tokenFile, 'utf8').trim() };
-  const commitsBefore = await commitTotals(admin);
+  // This scrape also restarts the node's event-loop delay histogram: the one after covers the run.
+  const metricsBefore = await scrapeNode(admin);
   const statsBefore = processStats(node.proc.pid!);
   const cpuBefore = process.cpuUsage();
   const run = await drive(url, reqs, o, acks, { pool });
   const cpu = process.cpuUsage(cpuBefore);
   await pool.close().catch(() => {});
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
-  const commitsAfter = await commitTotals(admin);
-  const commits = commitsDelta(commitsBefore, commitsAfter);
+  const metricsAfter = await scrapeNode(admin);
+  const commits = commitsDelta(metricsBefore, metricsAfter);
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
   const profile = profileFile ? readProfile(profileFile) : undefined;
@@ -404,7 +404,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...cpuBound(stats, cpuSecondsOf(cpu), run),
     ...(commits ? { commits } : {}),
-    ...(commitsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: commitsAfter.eventLoopDelayMs } : {}),
+    ...(metricsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: metricsAfter.eventLoopDelayMs } : {}),
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
@@ -431,35 +431,34 @@ function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests:
   };
 }
 
-interface CommitTotals {
-  count: number;
-  events: number;
-  seconds: number;
+interface NodeMetrics {
+  /** Group commits so far: how many, their events, their seconds. */
+  commits: { count: number; events: number; seconds: number };
   /** Since the previous scrape (the node's histogram restarts at each). */
   eventLoopDelayMs?: { p99: number; max: number };
 }
 
 /** The node's group-commit totals so far, and its event-loop delay since the last scrape, from /metrics on its admin port; undefined when unreadable. */
-async function commitTotals(admin: { port: number; token: string }): Promise<CommitTotals | undefined> {
+async function scrapeNode(admin: { port: number; token: string }): Promise<NodeMetrics | undefined> {
   try {
     const res = await fetch(`http://127.0.0.1:${admin.port}/metrics`, { headers: { authorization: `Bearer ${admin.token}` } });
     if (!res.ok) return undefined;
     const text = await res.text();
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
-    const totals = { count: value('nexus_commit_group_events_count'), events: value('nexus_commit_group_events_sum'), seconds: value('nexus_commit_duration_seconds_sum') };
-    if (!Object.values(totals).every(Number.isFinite)) return undefined;
+    const commits = { count: value('nexus_commit_group_events_count'), events: value('nexus_commit_group_events_sum'), seconds: value('nexus_commit_duration_seconds_sum') };
+    if (!Object.values(commits).every(Number.isFinite)) return undefined;
     const delay = { p99: value('nexus_nodejs_eventloop_lag_p99_seconds') * 1000, max: value('nexus_nodejs_eventloop_lag_max_seconds') * 1000 };
-    return Object.values(delay).every(Number.isFinite) ? { ...totals, eventLoopDelayMs: delay } : totals;
+    return Object.values(delay).every(Number.isFinite) ? { commits, eventLoopDelayMs: delay } : { commits };
   } catch {
     return undefined;
   }
 }
 
-function commitsDelta(before: CommitTotals | undefined, after: CommitTotals | undefined): BenchReport['commits'] {
-  if (!before || !after || after.count <= before.count) return undefined;
-  const count = after.count - before.count;
-  const events = after.events - before.events;
-  return { count, events, eventsPerCommit: events / count, msPerCommit: ((after.seconds - before.seconds) * 1000) / count };
+function commitsDelta(before: NodeMetrics | undefined, after: NodeMetrics | undefined): BenchReport['commits'] {
+  if (!before || !after || after.commits.count <= before.commits.count) return undefined;
+  const count = after.commits.count - before.commits.count;
+  const events = after.commits.events - before.commits.events;
+  return { count, events, eventsPerCommit: events / count, msPerCommit: ((after.commits.seconds - before.commits.seconds) * 1000) / count };
 }
 
 /** The profile the node wrote at shutdown, summarised. */
