@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync, statSync, mkdirSync, copyFileSync } from 'node:fs';
 import { fsyncAsync } from '../src/runtime/fs.ts';
@@ -183,6 +184,76 @@ test('idempotency: same subject + ref returns the first receipt, in the same gro
   assert.equal(mixed.kind, 'booked');
   if (mixed.kind === 'booked') assert.deepEqual(mixed.receipts.map((r) => r.seq), [0, 2]);
   assert.equal(vault.size, 3);
+});
+
+test('idempotency, property: bursts of new refs, retries and conflicts get the answers of booking one request at a time, however they are grouped', async () => {
+  // Refs booked by an earlier group are not looked up first: the insert meets
+  // them, the transaction rolls back (tree included) and the group is planned
+  // again. The model books one submission at a time, in submission order.
+  const submission = fc.record({
+    subject: fc.constantFrom('a', 'b'),
+    events: fc.uniqueArray(fc.record({ ref: fc.option(fc.constantFrom('r0', 'r1', 'r2', 'r3', 'r4'), { freq: 5 }), amount: fc.constantFrom(1n, 2n), other: fc.boolean() }), {
+      minLength: 1, maxLength: 3, selector: (e) => e.ref ?? Symbol('no ref'),
+    }),
+  });
+  await fc.assert(fc.asyncProperty(fc.array(fc.array(submission, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 5 }), async (bursts) => {
+    const tl = await openTestLog();
+    try {
+      const booked = new Map<string, { amount: bigint; beneficiary: string; seq: number }>();
+      let next = 0;
+      for (const burst of bursts) {
+        const subs = burst.map((s) => sub(s.subject, s.events.map((e) => ({ amount: e.amount, ref: e.ref, beneficiary: e.other ? 'z' : s.subject }))));
+        const outcomes = await Promise.all(subs.map((s) => tl.committer.submit(s)));
+        subs.forEach((s, k) => {
+          const conflict = s.events.findIndex((e) => {
+            const prior = e.ref === null ? undefined : booked.get(`${s.subject} ${e.ref}`);
+            return prior !== undefined && (prior.amount !== e.amount || prior.beneficiary !== e.beneficiary);
+          });
+          if (conflict >= 0) {
+            assert.deepEqual(outcomes[k], { kind: 'conflict', index: conflict, ref: s.events[conflict]!.ref });
+            return;
+          }
+          let fresh = 0;
+          const seqs = s.events.map((e) => {
+            const prior = e.ref === null ? undefined : booked.get(`${s.subject} ${e.ref}`);
+            if (prior) return prior.seq;
+            fresh++;
+            if (e.ref !== null) booked.set(`${s.subject} ${e.ref}`, { amount: e.amount, beneficiary: e.beneficiary, seq: next });
+            return next++;
+          });
+          const out = outcomes[k]!;
+          assert.equal(out.kind, fresh > 0 ? 'booked' : 'replayed');
+          assert.deepEqual((out as { receipts: Array<{ seq: number }> }).receipts.map((r) => r.seq), seqs);
+        });
+      }
+      assert.equal(tl.vault.size, next);
+      assert.equal(tl.log.tree.size, next);
+      await tl.close();
+      assert.deepEqual((await auditFile(tl)).problems, []);
+    } finally {
+      await tl.cleanup();
+    }
+  }), { numRuns: 40 });
+});
+
+test('a retry of a ref booked in an earlier group rolls that group back once and books the rest of it in one commit', async (t) => {
+  const commits: number[] = [];
+  const { vault, committer } = await openCommitter(t, { onCommitted: (b) => commits.push(b.entries.length) });
+  const first = await committer.submit(sub('dev', [{ amount: 5n, ref: 'x' }]));
+  // One group: a new event, the retry, a conflicting retry, another new event.
+  const [a, retry, conflict, b] = await Promise.all([
+    committer.submit(sub('dev', [{ amount: 1n, ref: 'n1' }])),
+    committer.submit(sub('dev', [{ amount: 5n, ref: 'x' }])),
+    committer.submit(sub('dev', [{ amount: 6n, ref: 'x' }])),
+    committer.submit(sub('other', [{ amount: 2n }])),
+  ]);
+  assert.deepEqual(commits, [1, 2]);
+  assert.equal(retry!.kind, 'replayed');
+  assert.deepEqual((retry as { receipts: unknown }).receipts, (first as { receipts: unknown }).receipts);
+  assert.deepEqual(conflict, { kind: 'conflict', index: 0, ref: 'x' });
+  assert.deepEqual([a, b].map((o) => o!.kind === 'booked' && o!.receipts[0]!.seq), [1, 2]);
+  assert.equal(vault.size, 3);
+  assert.equal(vault.totals.amount, 8n);
 });
 
 test('the pid lock keeps a second writer out and is taken over from a dead owner', async (t) => {

@@ -80,6 +80,14 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE nonces_v5 RENAME TO nonces;`,
 ];
 
+/** appendEntries met a (subject, ref) that is booked already. */
+export class RefBookedError extends Error {
+  constructor(readonly subject: string, readonly ref: string) {
+    super(`ref ${JSON.stringify(ref)} of ${subject} is booked already`);
+    this.name = 'RefBookedError';
+  }
+}
+
 export interface Device {
   did: string;
   label: string | null;
@@ -316,6 +324,9 @@ export class Vault {
   /**
    * Inserts entries whose seq continues the ledger without a gap; must run
    * inside transaction(). Aggregates are updated in the same transaction.
+   * Throws RefBookedError, and the transaction must roll back, when an entry's
+   * (subject, ref) is booked already: the unique index checks it anyway, so
+   * the group committer need not look every ref up first.
    */
   appendEntries(batch: readonly PreparedEntry[]): void {
     if (batch.length === 0) return;
@@ -336,6 +347,7 @@ export class Vault {
       if (!lastEvidence || !equalBytes(p.evidenceHash, lastEvidence)) s.evidence.run(e.seq, p.evidenceHash, p.evidence);
       lastEvidence = p.evidenceHash;
       s.insert.run(e.seq, e.subject, e.ref, p.canonical, p.leaf, p.evidenceHash);
+      if (e.ref !== null && this.#db.changes() === 0) throw new RefBookedError(e.subject, e.ref);
       this.#size++;
       const c = credited.get(e.beneficiary) ?? { amount: 0n, events: 0 };
       c.amount += e.split.creator;
@@ -505,7 +517,8 @@ function prepareAll(db: Database) {
     size: db.prepare('SELECT max(seq) FROM entries'),
     metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
     evidence: db.prepare('INSERT INTO evidence (first_seq, hash, bytes) VALUES (?, ?, ?)'),
-    insert: db.prepare('INSERT INTO entries (seq, subject, ref, canonical, leaf, evidence) VALUES (?, ?, ?, ?, ?, ?)'),
+    // A booked ref is skipped, not an error, so appendEntries can tell it apart from any other failure.
+    insert: db.prepare('INSERT INTO entries (seq, subject, ref, canonical, leaf, evidence) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject, ref) WHERE ref IS NOT NULL DO NOTHING'),
     bySeq: db.prepare('SELECT canonical, leaf FROM entries WHERE seq = ?'),
     byRef: db.prepare('SELECT canonical, leaf FROM entries WHERE subject = ? AND ref = ?'),
     evidenceHashOf: db.prepare('SELECT evidence FROM entries WHERE seq = ?'),
