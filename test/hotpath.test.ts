@@ -8,6 +8,8 @@ import { loadVectors } from './support/vectors.ts';
 
 const nodeSha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const u64 = fc.bigInt({ min: 1n, max: 2n ** 64n - 1n });
+// fast-check keeps generated arrays 'small' (≤ 10 items) unless told otherwise:
+// multi-block messages need size 'max'.
 
 interface MerkleCase { type: string; leaf?: string; left?: string; right?: string; leaves?: string[]; expected?: string; treeSize?: number }
 const merkle = loadVectors<MerkleCase>('rfc6962-merkle.json');
@@ -39,24 +41,36 @@ test('the RFC 6962 nodeHash vector (left and right are not 32 bytes) matches the
 });
 
 test('SHA-256: WASM = reference = node:crypto for random inputs (all padding boundaries)', () => {
-  fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 300 }), (data) => {
+  fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 300, size: 'max' }), (data) => {
     const w = hex(sha256(data));
     assert.equal(w, hex(refSha256(data)));
     assert.equal(w, nodeSha(data));
   }), { numRuns: 500 });
 });
 
-test('leaf hashes in one batch = per-entry reference', () => {
-  fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 400 }), { maxLength: 40 }), (entries) => {
+test('leaf hashes in one batch: 4-lane SIMD = scalar = per-entry reference', () => {
+  fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 400, size: 'max' }), { maxLength: 40, size: 'max' }), (entries) => {
     const batch = leafHashes(entries);
     assert.equal(batch.length, entries.length * 32);
+    assert.deepEqual(leafHashes(entries, false), batch);
     entries.forEach((e, i) => assert.equal(hex(batch.subarray(32 * i, 32 * i + 32)), hex(refLeafHash(e))));
   }), { numRuns: 200 });
 });
 
+test('4-lane leaf hashes across every padding boundary, lanes of different block counts side by side', () => {
+  // Lane lengths len, len + 1, len + 9 and len + 64: the 0x80 byte and the bit
+  // length fall in different blocks for each, and one lane runs a block longer.
+  const bytes = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * 37 + seed) & 0xff);
+  for (let len = 0; len <= 200; len++) {
+    const entries = [bytes(len, 1), bytes(len + 1, 2), bytes(len + 9, 3), bytes(len + 64, 4)];
+    const batch = leafHashes(entries);
+    entries.forEach((e, i) => assert.equal(hex(batch.subarray(32 * i, 32 * i + 32)), hex(refLeafHash(e)), `length ${e.length}, lane ${i}`));
+  }
+});
+
 test('leaf hashes of text (encoded in WASM memory) = of its UTF-8 bytes, mixed in one batch', () => {
   const utf8 = new TextEncoder();
-  fc.assert(fc.property(fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.uint8Array({ maxLength: 300 })), { maxLength: 30 }), (entries) => {
+  fc.assert(fc.property(fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 200, size: 'max' }), fc.uint8Array({ maxLength: 300, size: 'max' })), { maxLength: 30, size: 'max' }), (entries) => {
     const batch = leafHashes(entries);
     entries.forEach((e, i) => assert.equal(hex(batch.subarray(32 * i, 32 * i + 32)), hex(refLeafHash(typeof e === 'string' ? utf8.encode(e) : e))));
   }), { numRuns: 200 });

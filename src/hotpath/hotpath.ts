@@ -12,7 +12,7 @@ interface HotpathExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   sha256(data: number, len: number, out: number): void;
-  hashLeaves(data: number, offsets: number, n: number, out: number): void;
+  hashLeaves(data: number, offsets: number, n: number, out: number, simd: number): void;
   hashPairs(inp: number, count: number, out: number, simd: number): void;
   merkleRoot(nodes: number, n: number, out: number, simd: number): void;
   splitAmounts(amounts: number, n: number, c: number, p: number, out: number): number;
@@ -73,7 +73,7 @@ export function sha256(data: Uint8Array): Uint8Array {
 const encoder = new TextEncoder();
 
 /** RFC 6962 leaf hashes SHA-256(0x00 ‖ entry) of every entry, n × 32 bytes; text is hashed as its UTF-8. */
-export function leafHashes(entries: readonly (Uint8Array | string)[]): Uint8Array {
+export function leafHashes(entries: readonly (Uint8Array | string)[], simd = true): Uint8Array {
   const n = entries.length;
   // Strings are UTF-8 encoded straight into WASM memory (at most 3 bytes per UTF-16 unit).
   let room = 0;
@@ -96,7 +96,7 @@ export function leafHashes(entries: readonly (Uint8Array | string)[]): Uint8Arra
     }
   }
   offsets[n] = pos;
-  wasm().hashLeaves(dataAt, offsetsAt, n, outAt);
+  wasm().hashLeaves(dataAt, offsetsAt, n, outAt, simd ? 1 : 0);
   return heap().slice(outAt, outAt + n * 32);
 }
 

@@ -27,6 +27,8 @@ const W: usize = memory.data(64 * 4, 16);
 const BLOCK: usize = memory.data(64, 16);
 const VSTATE: usize = memory.data(8 * 16, 16);
 const VW: usize = memory.data(64 * 16, 16);
+// One padded block per lane for the 4-lane leaf hashes.
+const LANES: usize = memory.data(4 * 64, 16);
 
 /** First byte the host may use for its own buffers (16-byte aligned). */
 export function heapBase(): usize {
@@ -126,10 +128,18 @@ export function sha256(data: usize, len: usize, out: usize): void {
 /**
  * RFC 6962 leaf hashes of n entries laid end to end at data; offsets holds n+1
  * u32 byte offsets into data (entry i is [offsets[i], offsets[i+1])). Writes
- * n × 32 bytes at out.
+ * n × 32 bytes at out. Four entries at a time go through the 4-lane SIMD
+ * compression (ledger entries differ in length by a few bytes, so the four
+ * nearly always take the same number of blocks); simd = 0 forces the scalar
+ * path (for benchmarks and differential tests).
  */
-export function hashLeaves(data: usize, offsets: usize, n: u32, out: usize): void {
-  for (let i: usize = 0; i < <usize>n; i++) {
+export function hashLeaves(data: usize, offsets: usize, n: u32, out: usize, simd: u32): void {
+  let i: usize = 0;
+  const count = <usize>n;
+  if (simd != 0) {
+    for (; i + 4 <= count; i += 4) hashFourLeaves(data, offsets + (i << 2), out + (i << 5));
+  }
+  for (; i < count; i++) {
     const start = load<u32>(offsets + (i << 2));
     const end = load<u32>(offsets + ((i + 1) << 2));
     digest(0x00, data + start, end - start, out + (i << 5));
@@ -223,6 +233,85 @@ function hashFourPairs(inp: usize, out: usize): void {
     store<u32>(out + 32 + (i << 2), bigEndian(i32x4.extract_lane(s, 1)));
     store<u32>(out + 64 + (i << 2), bigEndian(i32x4.extract_lane(s, 2)));
     store<u32>(out + 96 + (i << 2), bigEndian(i32x4.extract_lane(s, 3)));
+  }
+}
+
+/** Blocks of the padded message of `total` bytes: the bytes, 0x80, and the 8-byte bit length. */
+@inline function paddedBlocks(total: usize): usize {
+  return (total + 9 + 63) >> 6;
+}
+
+/**
+ * Block b of the padded message 0x00 ‖ data[0..len) (total = len + 1 bytes)
+ * into dst: the message bytes it covers, then 0x80 right after the last one,
+ * zeros, and the bit length in the message's last block.
+ */
+function leafBlock(dst: usize, data: usize, len: usize, b: usize): void {
+  const total = len + 1;
+  const start = b << 6;
+  let avail: usize = 0;
+  if (start < total) avail = min<usize>(total - start, 64);
+  if (start == 0) {
+    store<u8>(dst, 0x00);
+    memory.copy(dst + 1, data, avail - 1);
+  } else if (avail > 0) {
+    memory.copy(dst, data + start - 1, avail);
+  }
+  if (avail < 64) {
+    let at = avail;
+    if (start + avail == total) store<u8>(dst + at++, 0x80);
+    memory.fill(dst + at, 0, 64 - at);
+    if (b == paddedBlocks(total) - 1) store<u64>(dst + 56, bswap<u64>(<u64>total << 3));
+  }
+}
+
+/**
+ * Leaf hashes of the four entries whose n+1 offsets start at offsets, into
+ * out (4 × 32 bytes). Each lane runs as many blocks as the longest entry; a
+ * lane's digest is taken after its own last block, what it computes after
+ * that is discarded.
+ */
+function hashFourLeaves(data: usize, offsets: usize, out: usize): void {
+  for (let i: usize = 0; i < 8; i++) {
+    v128.store(VSTATE + (i << 4), i32x4.splat(load<u32>(IV + (i << 2))));
+  }
+  const s0 = <usize>load<u32>(offsets), s1 = <usize>load<u32>(offsets, 4), s2 = <usize>load<u32>(offsets, 8);
+  const s3 = <usize>load<u32>(offsets, 12), s4 = <usize>load<u32>(offsets, 16);
+  const l0 = s1 - s0, l1 = s2 - s1, l2 = s3 - s2, l3 = s4 - s3;
+  const n0 = paddedBlocks(l0 + 1), n1 = paddedBlocks(l1 + 1), n2 = paddedBlocks(l2 + 1), n3 = paddedBlocks(l3 + 1);
+  const blocks = max<usize>(max<usize>(n0, n1), max<usize>(n2, n3));
+  for (let b: usize = 0; b < blocks; b++) {
+    // A lane past its last block hashes zeros (its digest is already out).
+    if (b < n0) leafBlock(LANES, data + s0, l0, b); else memory.fill(LANES, 0, 64);
+    if (b < n1) leafBlock(LANES + 64, data + s1, l1, b); else memory.fill(LANES + 64, 0, 64);
+    if (b < n2) leafBlock(LANES + 128, data + s2, l2, b); else memory.fill(LANES + 128, 0, 64);
+    if (b < n3) leafBlock(LANES + 192, data + s3, l3, b); else memory.fill(LANES + 192, 0, 64);
+    let v = i32x4.splat(0);
+    for (let w: usize = 0; w < 16; w++) {
+      v = i32x4.replace_lane(v, 0, bigEndian(load<u32>(LANES + (w << 2))));
+      v = i32x4.replace_lane(v, 1, bigEndian(load<u32>(LANES + 64 + (w << 2))));
+      v = i32x4.replace_lane(v, 2, bigEndian(load<u32>(LANES + 128 + (w << 2))));
+      v = i32x4.replace_lane(v, 3, bigEndian(load<u32>(LANES + 192 + (w << 2))));
+      v128.store(VW + (w << 4), v);
+    }
+    compressLanes();
+    if (b == n0 - 1) laneDigest(0, out);
+    if (b == n1 - 1) laneDigest(1, out + 32);
+    if (b == n2 - 1) laneDigest(2, out + 64);
+    if (b == n3 - 1) laneDigest(3, out + 96);
+  }
+}
+
+/** Lane j of the SIMD state as a 32-byte digest at out. */
+function laneDigest(j: u8, out: usize): void {
+  for (let i: usize = 0; i < 8; i++) {
+    const s = v128.load(VSTATE + (i << 4));
+    let word: u32;
+    if (j == 0) word = i32x4.extract_lane(s, 0);
+    else if (j == 1) word = i32x4.extract_lane(s, 1);
+    else if (j == 2) word = i32x4.extract_lane(s, 2);
+    else word = i32x4.extract_lane(s, 3);
+    store<u32>(out + (i << 2), bigEndian(word));
   }
 }
 
