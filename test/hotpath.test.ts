@@ -58,13 +58,17 @@ test('leaf hashes in one batch: 4-lane SIMD = scalar = per-entry reference', () 
 });
 
 test('4-lane leaf hashes across every padding boundary, lanes of different block counts side by side', () => {
-  // Lane lengths len, len + 1, len + 9 and len + 64: the 0x80 byte and the bit
-  // length fall in different blocks for each, and one lane runs a block longer.
+  // Lane lengths len, len + 1, len + 9 and len + 64, rotated through the four
+  // lanes: the 0x80 byte and the bit length fall in different blocks for each,
+  // and each lane in turn runs a block longer than the others.
   const bytes = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * 37 + seed) & 0xff);
   for (let len = 0; len <= 200; len++) {
-    const entries = [bytes(len, 1), bytes(len + 1, 2), bytes(len + 9, 3), bytes(len + 64, 4)];
-    const batch = leafHashes(entries);
-    entries.forEach((e, i) => assert.equal(hex(batch.subarray(32 * i, 32 * i + 32)), hex(refLeafHash(e)), `length ${e.length}, lane ${i}`));
+    const lengths = [len, len + 1, len + 9, len + 64];
+    for (let turn = 0; turn < 4; turn++) {
+      const entries = lengths.map((_, lane) => bytes(lengths[(lane + turn) % 4]!, lane));
+      const batch = leafHashes(entries);
+      entries.forEach((e, i) => assert.equal(hex(batch.subarray(32 * i, 32 * i + 32)), hex(refLeafHash(e)), `length ${e.length}, lane ${i}`));
+    }
   }
 });
 
