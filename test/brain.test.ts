@@ -59,14 +59,15 @@ test('splitBatch: shares add up and equal the definition for any policy', () => 
 
 const entryArb: fc.Arbitrary<LedgerEntry> = fc.record({
   v: fc.constant(1 as const),
-  seq: fc.nat(),
-  ts: fc.nat(),
-  subject: fc.string({ minLength: 1 }),
+  seq: fc.maxSafeNat(),
+  ts: fc.maxSafeNat(),
+  // Any UTF-16 (controls, quotes, lone surrogates): each must be escaped as JCS does.
+  subject: fc.string({ minLength: 1, unit: 'binary' }),
   beneficiary: fc.string({ minLength: 1, unit: 'grapheme' }),
   amount: fc.bigInt({ min: 1n, max: MAX_AMOUNT }),
   split: fc.record({ creator: fc.bigInt({ min: 0n, max: MAX_AMOUNT }), pool: fc.bigInt({ min: 0n, max: MAX_AMOUNT }), fee: fc.bigInt({ min: 0n, max: MAX_AMOUNT }) }),
   policy: fc.constant('6000/3000/1000'),
-  ref: fc.option(fc.string({ minLength: 1 }), { nil: null }),
+  ref: fc.option(fc.string({ minLength: 1, unit: 'binary' }), { nil: null }),
   evidence: fc.stringMatching(/^[0-9a-f]{64}$/),
 });
 

@@ -346,15 +346,18 @@ export class GroupCommitter {
     const firstSeq = vault.size;
     const prepared: PreparedEntry[] = [];
     const byFresh: Array<PreparedEntry | undefined> = new Array(freshAll.length);
-    const evidenceHashes = new Map<Pending, Uint8Array>();
+    // A submission's events share its evidence: hashed (and spelt in hex) once.
+    let evidenceOf: Pending | undefined;
+    let evidenceHash: Uint8Array = EMPTY;
+    let evidenceHex = '';
     for (let i = 0; i < freshAll.length; i++) {
       const f = freshAll[i]!;
       if (failed.has(f.plan)) continue;
       const p = plans[f.plan]!.p;
-      let evidenceHash = evidenceHashes.get(p);
-      if (!evidenceHash) {
+      if (p !== evidenceOf) {
+        evidenceOf = p;
         evidenceHash = sha256(p.submission.evidence);
-        evidenceHashes.set(p, evidenceHash);
+        evidenceHex = hex(evidenceHash);
       }
       const entry: LedgerEntry = {
         v: 1,
@@ -366,7 +369,7 @@ export class GroupCommitter {
         split: splits[i]!,
         policy: this.#policyText,
         ref: f.req.ref,
-        evidence: hex(evidenceHash),
+        evidence: evidenceHex,
       };
       const pe: PreparedEntry = { entry, canonical: canonicalEntry(entry), leaf: EMPTY, evidenceHash, evidence: p.submission.evidence };
       prepared.push(pe);
