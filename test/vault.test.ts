@@ -233,7 +233,7 @@ test('idempotency, property: bursts of new refs, retries and conflicts get the a
     } finally {
       await tl.cleanup();
     }
-  }), { numRuns: 40 });
+  }), { numRuns: 150 });
 });
 
 test('a retry of a ref booked in an earlier group rolls that group back once and books the rest of it in one commit', async (t) => {
@@ -254,6 +254,13 @@ test('a retry of a ref booked in an earlier group rolls that group back once and
   assert.deepEqual([a, b].map((o) => o!.kind === 'booked' && o!.receipts[0]!.seq), [1, 2]);
   assert.equal(vault.size, 3);
   assert.equal(vault.totals.amount, 8n);
+  // A request that conflicts both with this group (n3, at index 1) and with a
+  // ref booked before (x, at index 0) is told about the first.
+  const [, both] = await Promise.all([
+    committer.submit(sub('dev', [{ amount: 5n, ref: 'n3' }])),
+    committer.submit(sub('dev', [{ amount: 6n, ref: 'x' }, { amount: 9n, ref: 'n3' }])),
+  ]);
+  assert.deepEqual(both, { kind: 'conflict', index: 0, ref: 'x' });
 });
 
 test('the pid lock keeps a second writer out and is taken over from a dead owner', async (t) => {

@@ -305,25 +305,34 @@ export class GroupCommitter {
     const plans: Plan[] = [];
     const freshAll: Array<{ plan: number; req: EventRequest }> = [];
 
-    for (const p of group) {
+    /** Each event's slot: a stored entry (replay), a fresh event, or the first conflict in event order. */
+    const resolve = (p: Pending, booked: Vault | undefined) => {
       const { subject, events } = p.submission;
       const slots: Array<StoredEntry | number> = [];
       const fresh: EventRequest[] = [];
-      let conflict: Outcome | undefined;
-      for (let i = 0; i < events.length && !conflict; i++) {
+      for (let i = 0; i < events.length; i++) {
         const req = events[i]!;
-        const prior = req.ref === null ? undefined : findPrior(lookUp ? vault : undefined, inGroup, subject, req.ref);
+        const prior = req.ref === null ? undefined : findPrior(booked, inGroup, subject, req.ref);
         if (prior) {
           if (prior.amount !== req.amount || prior.beneficiary !== req.beneficiary) {
-            conflict = { kind: 'conflict', index: i, ref: req.ref! };
-          } else {
-            slots.push(prior.stored ?? -1 - prior.freshIndex!);
+            return { slots, fresh, conflict: { kind: 'conflict', index: i, ref: req.ref! } satisfies Outcome };
           }
+          slots.push(prior.stored ?? -1 - prior.freshIndex!);
         } else {
           slots.push(fresh.length);
           fresh.push(req);
         }
       }
+      return { slots, fresh, conflict: undefined };
+    };
+
+    for (const p of group) {
+      const subject = p.submission.subject;
+      const { slots, fresh, conflict: found } = resolve(p, lookUp ? vault : undefined);
+      // Found without lookups, a conflict is with this group: an earlier event
+      // may conflict with a ref booked before, and the answer names the first
+      // (as booking one at a time would).
+      const conflict = found && !lookUp ? resolve(p, vault).conflict : found;
       if (conflict) {
         plans.push({ p, fresh: [], slots: [], outcome: conflict });
         continue;
