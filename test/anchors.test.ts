@@ -8,7 +8,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPublicClient, http, type Hex } from 'viem';
 import { startAnvil, ANVIL_KEY, ANVIL_ADDRESS, type Anvil } from './support/anvil.ts';
-import { startTestNode, devPost, tempDir, type TestNode } from './support/node.ts';
+import { startTestNode, devPost, tempDir, checkpointNow, type TestNode } from './support/node.ts';
 import { runCli } from './support/spawn.ts';
 import { dataDir, initDataDir } from '../src/config/datadir.ts';
 import { anchorPayload, toHex } from '../src/adapters/anchor/adapter.ts';
@@ -57,7 +57,7 @@ test('a checkpoint is anchored on both chains and in the file; receipts are in p
   let stopped = false;
   t.after(async () => { if (!stopped) await node.stop(); });
   for (let i = 0; i < 5; i++) assert.equal((await devPost(`${node.url}/v1/events`, { amount: String(100 + i) })).status, 201);
-  const cp = node.log.cut()!;
+  const cp = await checkpointNow(node);
   await until(node, () => Object.values(states(node, cp.size)).filter((s) => s === 'confirmed').length === 3);
   assert.deepEqual(states(node, cp.size), { 'eip155:4690': 'confirmed', 'eip155:9990': 'confirmed', file: 'confirmed' });
 
@@ -104,7 +104,7 @@ test('one chain down: ingest goes on, the other chain anchors, and the backlog a
     const t0 = performance.now();
     for (let i = 0; i < 3; i++) assert.equal((await devPost(`${node.url}/v1/events`, { amount: '5' })).status, 201);
     assert.ok(performance.now() - t0 < 2000, 'ingest is not slowed by a dead chain');
-    sizes.push(node.log.cut()!.size);
+    sizes.push((await checkpointNow(node)).size);
     await new Promise((r) => setTimeout(r, 1050)); // the next interval, so the new checkpoint is queued too
     await until(node, () => states(node, sizes.at(-1)!)['eip155:4690'] === 'confirmed' && states(node, sizes.at(-1)!)['eip155:9990'] === 'failed');
   }
@@ -125,7 +125,7 @@ test('a node restarted with a transaction in flight follows that transaction, it
   const anchors = (key: string) => [{ type: 'evm', chain: 'iotex-testnet', rpc_url: slow.url, key_file: key }];
   let node = await anchoredNode(tmp.dir, anchors);
   await devPost(`${node.url}/v1/events`, { amount: '1' });
-  const cp = node.log.cut()!;
+  const cp = await checkpointNow(node);
   await until(node, () => states(node, cp.size)['eip155:4690'] === 'submitted');
   const tx = node.anchorer.receipts(cp.size)[0]!.tx;
   await node.stop();
@@ -147,7 +147,7 @@ test('a transaction stuck past stuck_after_s is replaced with the same nonce and
   const node = await anchoredNode(tmp.dir, (key) => [{ type: 'evm', chain: 'peaq-agung', rpc_url: slow.url, key_file: key, stuck_after_s: 1 }]);
   t.after(() => node.stop());
   await devPost(`${node.url}/v1/events`, { amount: '1' });
-  const cp = node.log.cut()!;
+  const cp = await checkpointNow(node);
   await until(node, () => states(node, cp.size)['eip155:9990'] === 'submitted');
   const first = node.anchorer.rows()[0]!;
   await new Promise((r) => setTimeout(r, 1200));
@@ -168,7 +168,7 @@ test('wrong chain id and an empty account fail with a clear error, and the node 
   const wrong = await anchoredNode(tmp.dir, (key) => [{ type: 'evm', chain: 'iotex-testnet', rpc_url: peaq.url, key_file: key }]);
   t.after(() => wrong.stop());
   await devPost(`${wrong.url}/v1/events`, { amount: '1' });
-  const cp = wrong.log.cut()!;
+  const cp = await checkpointNow(wrong);
   await until(wrong, () => states(wrong, cp.size)['eip155:4690'] === 'failed');
   assert.match(wrong.anchorer.rows()[0]!.error!, /answers chain id 9990, not 4690/);
   assert.equal((await devPost(`${wrong.url}/v1/events`, { amount: '2' })).status, 201);
@@ -178,7 +178,7 @@ test('wrong chain id and an empty account fail with a clear error, and the node 
   const empty = await anchoredNode(tmp2.dir, (key) => [{ type: 'evm', chain: 'peaq-agung', rpc_url: peaq.url, key_file: key }], `0x${'11'.repeat(32)}`);
   t.after(() => empty.stop());
   await devPost(`${empty.url}/v1/events`, { amount: '1' });
-  const cp2 = empty.log.cut()!;
+  const cp2 = await checkpointNow(empty);
   await until(empty, () => states(empty, cp2.size)['eip155:9990'] === 'failed');
   assert.match(empty.anchorer.rows()[0]!.error!, /has no funds/);
 });

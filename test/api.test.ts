@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { startTestNode, devPost, devGet, type TestNode } from './support/node.ts';
+import { startTestNode, devPost, devGet, checkpointNow, type TestNode } from './support/node.ts';
 
 let node: TestNode;
 before(async () => {
@@ -244,6 +244,19 @@ test('fuzz: arbitrary bodies and headers never cause a 5xx, and only valid ones 
   ), { numRuns: 400 });
 });
 
+test('POST /v1/admin/checkpoint cuts a checkpoint over every event booked so far, for the admin token only', async () => {
+  const booked = await json(await devPost(`${node.url}/v1/events`, { amount: '5', ref: 'cut-me' }, 'cutter'));
+  const seq = booked.body.seq as number;
+  const url = `${node.adminUrl}/v1/admin/checkpoint`;
+  assert.equal((await fetch(url, { method: 'POST' })).status, 401);
+  const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${readFileSync(node.data.tokenFile, 'utf8').trim()}` } });
+  assert.equal(res.status, 200);
+  const view = await res.json() as { size: number; root: string };
+  assert.ok(view.size > seq, `checkpoint ${view.size} covers event ${seq}`);
+  const latest = node.log.latest()!;
+  assert.deepEqual(view, { size: latest.size, root: Buffer.from(latest.root).toString('hex'), ts: latest.ts });
+});
+
 test('log routes: checkpoint (text/plain, public), consistency, proof bundles for own events only', async () => {
   const booked = await json(await devPost(`${node.url}/v1/events`, { amount: '777', ref: 'proof-me' }, 'prover'));
   const seq = booked.body.seq as number;
@@ -252,7 +265,7 @@ test('log routes: checkpoint (text/plain, public), consistency, proof bundles fo
     assert.equal((await early.json()).code, 'NOT_CHECKPOINTED');
     assert.equal(early.headers.get('retry-after'), '1');
   }
-  node.log.cut();
+  await checkpointNow(node);
   const cp = await fetch(`${node.url}/v1/checkpoint`);
   assert.equal(cp.status, 200);
   assert.match(cp.headers.get('content-type')!, /^text\/plain/);

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { startTestNode, devPost, type TestNode } from './support/node.ts';
+import { startTestNode, devPost, checkpointNow, type TestNode } from './support/node.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 let node: TestNode;
@@ -18,7 +18,7 @@ let browser: Browser;
 before(async () => {
   node = await startTestNode();
   for (let i = 0; i < 7; i++) await devPost(`${node.url}/v1/events`, { amount: String(1000 * (i + 1)), beneficiary: i % 2 ? 'dev:carol' : 'dev:dave' }, `device${i % 3}`);
-  node.log.cut();
+  await checkpointNow(node);
   await node.anchorer.tick();
   browser = await chromium.launch({
     executablePath: CHROMIUM,

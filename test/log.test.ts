@@ -7,8 +7,13 @@ import { refRoot, refLeafHash, refSha256, concat } from './support/reference.ts'
 import { MerkleTree } from '../src/log/tree.ts';
 import { Vault } from '../src/vault/vault.ts';
 import { verifyInclusion, verifyConsistency, verifyNote, noteKeyId, parseVerifierKey, verifierKey, parseNote, parseCheckpointBody, verifyProofBundle, leafHash } from '../src/log/verify.ts';
-import { signNote } from '../src/log/log.ts';
+import { signNote, TransparencyLog } from '../src/log/log.ts';
+import { GroupCommitter } from '../src/vault/group-commit.ts';
+import { fsyncAsync } from '../src/runtime/fs.ts';
+import { tempDir } from './support/node.ts';
 import { createPrivateKey, sign } from 'node:crypto';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { join } from 'node:path';
 
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -106,6 +111,70 @@ test('property: built incrementally in random batches, the stored tree matches t
       assert.equal(verifyConsistency(m, k, r1, r2, bad), false);
     }
   }), { numRuns: 300 });
+});
+
+test('a checkpoint cut in the background: its fsync off the event loop, the latest only once durable, one cut at a time, nothing published after a failed fsync', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  // Thread-pool fsyncs pass through until `hold`; then they wait for release(), and fail with `fail`.
+  let hold = false;
+  let fail = false;
+  const held: Array<() => void> = [];
+  const release = () => held.splice(0).forEach((go) => go());
+  const vault = await Vault.open(join(tmp.dir, 'vault.db'), {
+    fsyncAsync: (fd) => (hold ? new Promise((resolve, reject) => held.push(() => (fail ? reject(new Error('EIO')) : fsyncAsync(fd).then(resolve, reject)))) : fsyncAsync(fd)),
+  });
+  const signer = testSigner();
+  const log = new TransparencyLog(vault, signer.name, signer);
+  log.open();
+  const committer = new GroupCommitter(vault, { integrate: (leaves, n) => log.tree.integrate(leaves, n) });
+  t.after(async () => {
+    release();
+    await committer.close();
+    vault.close();
+  });
+  const book = (n: number) => committer.submit({ subject: 'dev', evidence: new TextEncoder().encode('e'), events: Array.from({ length: n }, () => ({ amount: 10n, beneficiary: 'dev', ref: null })) });
+  await book(5);
+
+  // Count the fsyncs made on the event loop meanwhile.
+  const cjs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+  const fsyncSync = cjs.fsyncSync;
+  let onLoop = 0;
+  cjs.fsyncSync = (fd) => {
+    onLoop++;
+    fsyncSync(fd);
+  };
+  syncBuiltinESMExports();
+  t.after(() => {
+    cjs.fsyncSync = fsyncSync;
+    syncBuiltinESMExports();
+  });
+
+  hold = true;
+  const cutting = log.cutInBackground();
+  const meanwhile = log.cutInBackground();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(held.length, 1, 'the row is fsynced on the thread pool');
+  assert.equal(log.latest()!.size, 0, 'not the latest before its row is durable');
+  assert.throws(() => log.cut(), /background/);
+  release();
+  const cp = await cutting;
+  assert.equal(cp!.size, 5);
+  assert.equal(log.latest()!.size, 5);
+  assert.ok(verifyNote(cp!.note, signer.name, signer.publicKey));
+  assert.equal(await meanwhile, undefined, 'a cut asked for meanwhile runs after it: no growth, no checkpoint');
+  assert.deepEqual(log.checkpoints(Number.MAX_SAFE_INTEGER, 10).map((c) => c.size), [5, 0]);
+
+  hold = false;
+  await book(3);
+  hold = true;
+  fail = true;
+  const failing = log.cutInBackground();
+  await new Promise((resolve) => setImmediate(resolve));
+  release();
+  await assert.rejects(failing, /EIO/);
+  assert.equal(log.latest()!.size, 5, 'a checkpoint whose fsync failed is never the latest');
+  assert.equal(onLoop, 0, 'no fsync on the event loop');
 });
 
 test('checkpoints: cut only on growth, signed, and consistent with each other; proof bundles verify offline', async (t) => {

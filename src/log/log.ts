@@ -55,6 +55,8 @@ export class TransparencyLog {
   readonly #latest: Statement;
   readonly #list: Statement;
   #latestCache: CheckpointRecord | undefined;
+  /** The cut whose row is being fsynced (cutInBackground). */
+  #cutting: Promise<CheckpointRecord | undefined> | undefined;
   /** Receipts of anchors for a checkpoint size (the anchoring room fills this in). */
   anchorsFor: (size: number) => AnchorReceipt[] = () => [];
 
@@ -97,16 +99,57 @@ export class TransparencyLog {
    * rows a power cut could still take away would fork the log.
    */
   cut(force = false, now = Date.now()): CheckpointRecord | undefined {
+    if (this.#cutting) throw new Error('a checkpoint is being cut in the background');
+    const record = this.#next(force, now);
+    if (!record) return undefined;
+    this.#vault.transaction(() => this.#put.run(record.size, record.root, record.note, record.ts));
+    this.#latestCache = record;
+    return record;
+  }
+
+  /**
+   * cut(), with the row's fsync on the thread pool instead of the event loop
+   * (the node cuts every second, and one slow fsync there held every request
+   * back). The checkpoint is the latest only once its row is durable. A cut
+   * asked for meanwhile runs once that one settled (the tree may have grown
+   * since), so when it resolves, latest() covers every entry that was durable
+   * when it was asked for.
+   */
+  cutInBackground(): Promise<CheckpointRecord | undefined> {
+    if (this.#cutting) {
+      const again = () => this.cutInBackground();
+      return this.#cutting.then(again, again);
+    }
+    const now = Date.now();
+    let record: CheckpointRecord | undefined;
+    try {
+      record = this.#next(false, now);
+      if (!record) return Promise.resolve(undefined);
+      const { size, root, note, ts } = record;
+      this.#vault.transaction(() => this.#put.run(size, root, note, ts), { deferSync: true });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const done = record;
+    this.#cutting = this.#vault.syncCommitted()
+      .then(() => {
+        this.#latestCache = done;
+        return done;
+      })
+      .finally(() => {
+        this.#cutting = undefined;
+      });
+    return this.#cutting;
+  }
+
+  /** The checkpoint due now, signed: over every durable entry, if the tree grew since the last. */
+  #next(force: boolean, now: number): CheckpointRecord | undefined {
     const size = Math.min(this.tree.size, this.#vault.durableSize);
     const last = this.latest();
     if (last && last.size >= size) return undefined;
     if (!last && !force && size === 0) return undefined;
     const root = this.tree.root(size);
-    const note = signNote(checkpointBody(this.origin, size, root), this.signer);
-    const record = { size, root, note, ts: now };
-    this.#vault.transaction(() => this.#put.run(size, root, note, now));
-    this.#latestCache = record;
-    return record;
+    return { size, root, note: signNote(checkpointBody(this.origin, size, root), this.signer), ts: now };
   }
 
   /** SPEC §3 proof bundle for `seq` against the checkpoint of `size` (default: latest). */

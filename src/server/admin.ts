@@ -181,8 +181,8 @@ export function createAdminApp(options: AdminOptions): Hono {
     if (seq === undefined || !options.vault.entry(seq)) return problem(c, 'NOT_FOUND', 'no such event');
     return proofResponse(c, options.log, seq, c.req.query('size'));
   });
-  app.post('/v1/admin/checkpoint', (c) => {
-    options.log.cut();
+  app.post('/v1/admin/checkpoint', async (c) => {
+    await options.log.cutInBackground();
     return c.json(checkpointView(options.log));
   });
   app.get('/v1/admin/devices', (c) => c.json({ devices: options.vault.devices() }));

@@ -6,10 +6,20 @@ import { dataDir, initDataDir, loadConfig, type DataDir } from '../../src/config
 import { startNode, type RunningNode } from '../../src/server/node.ts';
 import { jsonLogger } from '../../src/telemetry/logger.ts';
 import type { Config } from '../../src/config/config.ts';
+import type { CheckpointRecord } from '../../src/log/log.ts';
 
 export function tempDir(prefix = 'nexus-test-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The latest checkpoint once one covers every entry booked so far, on a
+ * running node (whose timer may have cut it already, or be cutting it).
+ */
+export async function checkpointNow(node: RunningNode): Promise<CheckpointRecord> {
+  await node.log.cutInBackground();
+  return node.log.latest()!;
 }
 
 export interface TestNode extends RunningNode {
