@@ -7,7 +7,7 @@
 import ModuleFactory from '@journeyapps/wa-sqlite/dist/wa-sqlite.mjs';
 import * as C from '@journeyapps/wa-sqlite/src/sqlite-constants.js';
 import { sqliteWasmBytes } from '../runtime/assets.ts';
-import { NodeFsVFS } from './node-vfs.ts';
+import { NodeFsVFS, fromHalves } from './node-vfs.ts';
 import { path } from '../runtime/fs.ts';
 
 /* eslint-disable @typescript-eslint/naming-convention */
@@ -294,7 +294,7 @@ export class Statement {
   int(i: number): number {
     const lo = this.#m._sqlite3_column_int64(this.#stmt, i);
     const hi = this.#m.getTempRet0();
-    return hi * TWO_32 + (lo >>> 0);
+    return fromHalves(lo, hi);
   }
 
   text(i: number): string {

@@ -2,6 +2,8 @@
 declare module '@journeyapps/wa-sqlite/src/FacadeVFS.js' {
   export class FacadeVFS {
     constructor(name: string, module: unknown);
+    /** The Emscripten module (its HEAPU8 is re-created when WASM memory grows). */
+    _module: { HEAPU8: Uint8Array };
     name: string;
     mxPathname: number;
     close(): void;
@@ -11,6 +13,8 @@ declare module '@journeyapps/wa-sqlite/src/FacadeVFS.js' {
     jAccess(...args: any[]): number;
     jFullPathname(filename: string, zOut: Uint8Array): number;
     jClose(...args: any[]): number;
+    xRead(pFile: number, pData: number, iAmt: number, iOffsetLo: number, iOffsetHi: number): number;
+    xWrite(pFile: number, pData: number, iAmt: number, iOffsetLo: number, iOffsetHi: number): number;
     jRead(...args: any[]): number;
     jWrite(...args: any[]): number;
     jTruncate(...args: any[]): number;
