@@ -226,14 +226,10 @@ function hashFourPairs(inp: usize, out: usize): void {
   for (let w: usize = 1; w < 15; w++) v128.store(VW + (w << 4), zero);
   v128.store(VW + (15 << 4), i32x4.splat(520));
   compressLanes();
-  // Lane j of state word i is byte 4i..4i+4 of digest j.
-  for (let i: usize = 0; i < 8; i++) {
-    const s = v128.load(VSTATE + (i << 4));
-    store<u32>(out + (i << 2), bigEndian(i32x4.extract_lane(s, 0)));
-    store<u32>(out + 32 + (i << 2), bigEndian(i32x4.extract_lane(s, 1)));
-    store<u32>(out + 64 + (i << 2), bigEndian(i32x4.extract_lane(s, 2)));
-    store<u32>(out + 96 + (i << 2), bigEndian(i32x4.extract_lane(s, 3)));
-  }
+  laneDigest(0, out);
+  laneDigest(1, out + 32);
+  laneDigest(2, out + 64);
+  laneDigest(3, out + 96);
 }
 
 /** Blocks of the padded message of `total` bytes: the bytes, 0x80, and the 8-byte bit length. */
@@ -302,7 +298,7 @@ function hashFourLeaves(data: usize, offsets: usize, out: usize): void {
   }
 }
 
-/** Lane j of the SIMD state as a 32-byte digest at out. */
+/** Lane j of the SIMD state as a 32-byte digest at out (lane j of state word i is bytes 4i..4i+4 of digest j). */
 function laneDigest(j: u8, out: usize): void {
   for (let i: usize = 0; i < 8; i++) {
     const s = v128.load(VSTATE + (i << 4));
