@@ -30,7 +30,7 @@ test('replay store: same answers as the model for any nonces, windows and clocks
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 40 }),
-      fc.array(fc.record({ key: fc.integer({ min: 0, max: 60 }), window: fc.integer({ min: 0, max: 20_000 }), advance: fc.integer({ min: 0, max: 3_000 }) }), { maxLength: 400 }),
+      fc.array(fc.record({ key: fc.integer({ min: 0, max: 60 }), window: fc.integer({ min: 0, max: 20_000 }), advance: fc.integer({ min: 0, max: 3_000 }) }), { maxLength: 400, size: 'max' }),
       (max, ops) => {
         const store = new ReplayStore({ maxEntries: max });
         const model = new Model(max);

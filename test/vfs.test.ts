@@ -39,7 +39,7 @@ test('VFS: size, reads and the bytes on disk follow a model file through any wri
   const vfs = new NodeFsVFS('nexus-vfs-test', {});
   let run = 0;
   fc.assert(
-    fc.property(fc.boolean(), fc.array(op, { maxLength: 40 }), (wal, ops) => {
+    fc.property(fc.boolean(), fc.array(op, { maxLength: 40, size: 'max' }), (wal, ops) => {
       const name = join(tmp.dir, `f${run++}${wal ? '-wal' : ''}`);
       const pFile = run;
       const flags = C.SQLITE_OPEN_READWRITE | C.SQLITE_OPEN_CREATE | (wal ? C.SQLITE_OPEN_WAL : C.SQLITE_OPEN_MAIN_DB);
