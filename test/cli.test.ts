@@ -270,4 +270,7 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.equal(c.crashTrials.length, 2);
   assert.ok(c.crashTrials.every((x: { lost: number; doubled: number }) => x.lost === 0 && x.doubled === 0));
   assert.deepEqual(c.corruption, []);
+  // The report covers the whole campaign: what every trial sent, and every acknowledged event was sent.
+  assert.equal(c.eventsSent, c.crashTrials.reduce((n: number, x: { sent: number }) => n + x.sent, 0));
+  assert.ok(c.eventsSent >= c.eventsAcknowledged, `${c.eventsSent} sent, ${c.eventsAcknowledged} acknowledged`);
 });

@@ -69,7 +69,8 @@ export interface BenchReport {
   node: { cpuSeconds: number | null; userSeconds?: number | null; systemSeconds?: number | null; peakRssMb: number | null };
   /** CPU of this process (the load generator) during the load: it shares the machine with the node. */
   loadGeneratorCpuSeconds?: number;
-  crashTrials?: Array<{ trial: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
+  /** Per trial: events sent in it; acknowledged and booked so far (cumulative). */
+  crashTrials?: Array<{ trial: number; sent: number; acknowledged: number; booked: number; lost: number; doubled: number }>;
   /**
    * The measured run's CPU per request, and the most requests/s it allows on
    * this machine's cores if node and load generator shared them perfectly
@@ -328,7 +329,8 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   if (o.crashTrials > 0) {
     const trials: NonNullable<BenchReport['crashTrials']> = [];
     let offset = 0;
-    let last = { seconds: 0, latencies: [] as number[], errors: {} as Record<string, number>, sent: 0, requests: 0 };
+    // Every trial's sending adds up: the report covers the whole campaign, as its acknowledged and booked counts do.
+    const all = { seconds: 0, latencies: [] as number[], errors: {} as Record<string, number>, sent: 0 };
     for (let trial = 0; trial < o.crashTrials; trial++) {
       const node = await startNode(o, dir);
       const url = `http://127.0.0.1:${node.port}`;
@@ -336,19 +338,23 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
       offset += reqs.length;
       const killAfter = 300 + Math.floor(Math.random() * 2000);
       const killer = setTimeout(() => node.proc.kill('SIGKILL'), killAfter);
-      last = await drive(url, reqs, o, acks, { stopAfterMs: killAfter + 50 });
+      const run = await drive(url, reqs, o, acks, { stopAfterMs: killAfter + 50 });
       clearTimeout(killer);
+      all.seconds += run.seconds;
+      all.sent += run.sent;
+      for (const l of run.latencies) all.latencies.push(l);
+      for (const [code, n] of Object.entries(run.errors)) all.errors[code] = (all.errors[code] ?? 0) + n;
       node.proc.kill('SIGKILL');
       await new Promise((r) => (node.proc.exitCode !== null || node.proc.signalCode ? r(null) : node.proc.once('exit', r)));
       const check = await checkVault(d, acks);
-      trials.push({ trial, acknowledged: acks.size, booked: check.booked, lost: check.lost, doubled: check.doubled });
+      trials.push({ trial, sent: run.sent, acknowledged: acks.size, booked: check.booked, lost: check.lost, doubled: check.doubled });
       o.progress(`trial ${trial + 1}/${o.crashTrials}: killed after ${killAfter} ms; ${acks.size} acknowledged so far, ${check.booked} booked, lost ${check.lost}, doubled ${check.doubled}${check.corruption.length ? `, CORRUPTION: ${check.corruption[0]}` : ''}`, true);
       if (check.lost || check.doubled || check.corruption.length) break;
     }
     const final = await checkVault(d, acks);
     return {
-      ...base, eventsSent: last.sent, eventsAcknowledged: acks.size, eventsBooked: final.booked, lost: final.lost, doubled: final.doubled, corruption: final.corruption,
-      seconds: last.seconds, eventsPerSecond: Number.NaN, requestsPerSecond: Number.NaN, latencyMs: latency(last.latencies), errors: last.errors, node: { cpuSeconds: null, peakRssMb: null }, crashTrials: trials,
+      ...base, eventsSent: all.sent, eventsAcknowledged: acks.size, eventsBooked: final.booked, lost: final.lost, doubled: final.doubled, corruption: final.corruption,
+      seconds: all.seconds, eventsPerSecond: Number.NaN, requestsPerSecond: Number.NaN, latencyMs: latency(all.latencies), errors: all.errors, node: { cpuSeconds: null, peakRssMb: null }, crashTrials: trials,
     };
   }
 
