@@ -273,4 +273,6 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   // The report covers the whole campaign: what every trial sent, and every acknowledged event was sent.
   assert.equal(c.eventsSent, c.crashTrials.reduce((n: number, x: { sent: number }) => n + x.sent, 0));
   assert.ok(c.eventsSent >= c.eventsAcknowledged, `${c.eventsSent} sent, ${c.eventsAcknowledged} acknowledged`);
+  const l = c.latencyMs;
+  assert.ok(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max, `percentiles of all trials in order: ${JSON.stringify(l)}`);
 });

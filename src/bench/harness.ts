@@ -206,7 +206,6 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
   }
   const seconds = (performance.now() - start) / 1000;
   if (!options.pool) await pool.close().catch(() => {});
-  latencies.sort((a, b) => a - b);
   return { seconds, latencies, errors, sent, acked, requests: latencies.length };
 }
 
@@ -501,7 +500,9 @@ function measured(warm: { requests: Prepared[]; sent: number }, run: Awaited<Ret
   };
 }
 
-function latency(sorted: number[]) {
+/** Percentiles of latencies in any order (a crash campaign joins several runs'). */
+function latency(values: readonly number[]) {
+  const sorted = [...values].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
 }
 
