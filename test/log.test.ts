@@ -152,6 +152,7 @@ test('a checkpoint cut in the background: its fsync off the event loop, the late
 
   hold = true;
   const cutting = log.cutInBackground();
+  assert.equal(log.cutting, true);
   const meanwhile = log.cutInBackground();
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(held.length, 1, 'the row is fsynced on the thread pool');
@@ -162,6 +163,8 @@ test('a checkpoint cut in the background: its fsync off the event loop, the late
   assert.equal(cp!.size, 5);
   assert.equal(log.latest()!.size, 5);
   assert.ok(verifyNote(cp!.note, signer.name, signer.publicKey));
+  await meanwhile;
+  assert.equal(log.cutting, false);
   assert.equal(await meanwhile, undefined, 'a cut asked for meanwhile runs after it: no growth, no checkpoint');
   assert.deepEqual(log.checkpoints(Number.MAX_SAFE_INTEGER, 10).map((c) => c.size), [5, 0]);
 

@@ -99,7 +99,7 @@ export class TransparencyLog {
    * rows a power cut could still take away would fork the log.
    */
   cut(force = false, now = Date.now()): CheckpointRecord | undefined {
-    if (this.#cutting) throw new Error('a checkpoint is being cut in the background');
+    if (this.cutting) throw new Error('a checkpoint is being cut in the background');
     const record = this.#next(force, now);
     if (!record) return undefined;
     this.#vault.transaction(() => this.#put.run(record.size, record.root, record.note, record.ts));
@@ -140,6 +140,11 @@ export class TransparencyLog {
         this.#cutting = undefined;
       });
     return this.#cutting;
+  }
+
+  /** A cut's row is being fsynced (cutInBackground): the node's timer lets its tick pass. */
+  get cutting(): boolean {
+    return this.#cutting !== undefined;
   }
 
   /** The checkpoint due now, signed: over every durable entry, if the tree grew since the last. */

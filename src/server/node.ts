@@ -255,11 +255,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   };
   const reportCutFailure = (e: unknown) => logger.error('checkpoint_failed', { error: String(e) });
   // The row's fsync runs on the thread pool; a tick while it is still running does nothing.
-  let cutting: Promise<void> | undefined;
   const cutCheckpoint = () => {
-    cutting ??= log.cutInBackground().then(reportCut, reportCutFailure).finally(() => {
-      cutting = undefined;
-    });
+    if (!log.cutting) void log.cutInBackground().then(reportCut, reportCutFailure);
   };
   const checkpointTimer = setInterval(cutCheckpoint, config.log.checkpoint_interval_ms);
   checkpointTimer.unref?.();
