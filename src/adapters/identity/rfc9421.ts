@@ -44,24 +44,27 @@ export class SignatureFormatError extends Error {
 const utf8 = new TextEncoder();
 const PARAM_TYPES: Record<string, 'number' | 'string'> = { created: 'number', expires: 'number', nonce: 'string', keyid: 'string', alg: 'string', tag: 'string' };
 
-/** The value of one derived or field component (RFC 9421 §2.1, §2.2). */
-export function componentValue(name: string, msg: MessageView): string {
-  const url = new URL(msg.url);
+/**
+ * The value of one derived or field component (RFC 9421 §2.1, §2.2). `url`
+ * gives the target URI parsed (signatureBase parses it once, and only when a
+ * derived component needs it).
+ */
+export function componentValue(name: string, msg: MessageView, url: () => URL = () => new URL(msg.url)): string {
   switch (name) {
     case '@method':
       return msg.method.toUpperCase();
     case '@target-uri':
       return msg.url;
     case '@authority':
-      return url.host.toLowerCase();
+      return url().host.toLowerCase();
     case '@scheme':
-      return url.protocol.slice(0, -1).toLowerCase();
+      return url().protocol.slice(0, -1).toLowerCase();
     case '@request-target':
-      return `${url.pathname}${url.search}`;
+      return `${url().pathname}${url().search}`;
     case '@path':
-      return url.pathname || '/';
+      return url().pathname || '/';
     case '@query':
-      return url.search || '?';
+      return url().search || '?';
     default: {
       if (name.startsWith('@')) throw new SignatureFormatError(`unsupported derived component ${name}`);
       const value = msg.header(name);
@@ -74,12 +77,14 @@ export function componentValue(name: string, msg: MessageView): string {
 
 /** The signature base (§2.5): one line per component, then @signature-params, LF-joined. */
 export function signatureBase(components: readonly string[], paramsText: string, msg: MessageView): Uint8Array {
+  let parsed: URL | undefined;
+  const url = () => (parsed ??= new URL(msg.url));
   const seen = new Set<string>();
   const lines: string[] = [];
   for (const c of components) {
     if (seen.has(c)) throw new SignatureFormatError(`component ${c} is covered twice`);
     seen.add(c);
-    lines.push(`"${c}": ${componentValue(c, msg)}`);
+    lines.push(`"${c}": ${componentValue(c, msg, url)}`);
   }
   lines.push(`"@signature-params": ${paramsText}`);
   return utf8.encode(lines.join('\n'));
