@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { generateKeyPair, exportJWK, SignJWT } from 'jose';
@@ -181,6 +182,26 @@ test('ingress: CIDRs, and which client address each mode believes', () => {
   assert.equal(clientAddress({ mode: 'cloudflare', trustedProxies: [] })('203.0.113.50', h), '203.0.113.50', 'Cf-Connecting-IP from a non-local peer is not believed');
   assert.equal(clientAddress({ mode: 'proxy', trustedProxies: ['10.0.0.0/8'] })('10.0.0.1', h), '203.0.113.9');
   assert.equal(clientAddress({ mode: 'proxy', trustedProxies: ['10.0.0.0/8'] })('192.0.2.1', h), '192.0.2.1', 'an untrusted peer cannot set X-Forwarded-For');
+});
+
+test('ingress: IPv4 is parsed as dotted quads of 0–255 without leading zeros, whatever the string (property)', () => {
+  // The model: the regex-per-part parser this replaced for speed.
+  const model = (a: string): bigint | undefined => {
+    const parts = a.split('.');
+    if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) return undefined;
+    return parts.reduce((v, p) => (v << 8n) | BigInt(p), 0n);
+  };
+  const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9]{0,4}$/));
+  const quads = fc.array(part, { minLength: 1, maxLength: 6 }).map((ps) => ps.join('.'));
+  const noise = fc.string({ unit: fc.constantFrom('0', '1', '2', '5', '9', '.', ':', 'a', ' ', '-'), maxLength: 24 });
+  fc.assert(fc.property(fc.oneof(quads, noise), (a) => {
+    const ip = parseIp(a);
+    const v4 = model(a);
+    if (v4 !== undefined) assert.deepEqual(ip, { v6: false, bits: v4 });
+    else assert.ok(ip === undefined || ip.v6 || a.includes(':'), `${JSON.stringify(a)} is not an IPv4 address`);
+  }), { numRuns: 3000 });
+  assert.deepEqual(parseIp('255.255.255.255'), { v6: false, bits: 0xffffffffn });
+  for (const bad of ['01.2.3.4', '1.2.3', '1.2.3.4.', '.1.2.3', '1..2.3', '1.2.3.256', '1.2.3.4 ', '']) assert.equal(parseIp(bad), undefined, bad);
 });
 
 test('rate limiter: burst of one second, then Retry-After', () => {

@@ -12,15 +12,36 @@ interface Cidr {
   prefix: number;
 }
 
+/**
+ * Dotted-quad IPv4, each part 0–255 without leading zeros. By hand, not by
+ * regex and a BigInt per part: every request's peer goes through here
+ * (isLoopbackIp, twice), and the old way was ~3 µs of a signed request in the
+ * single-event profile; in isolation 0.6–0.7 against 0.06–0.12 µs a call.
+ */
 function parseIPv4(a: string): bigint | undefined {
-  const parts = a.split('.');
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return undefined;
-    v = (v << 8n) | BigInt(p);
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || dots === 3) return undefined;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && part === 0) return undefined; // a leading zero
+      part = part * 10 + (c - 0x30);
+      digits++;
+      if (part > 255) return undefined;
+    } else {
+      return undefined;
+    }
   }
-  return v;
+  if (dots !== 3 || digits === 0) return undefined;
+  return BigInt(value * 256 + part);
 }
 
 function parseIPv6(a: string): bigint | undefined {
