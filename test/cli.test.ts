@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
+import { cpuBound, machineTimes } from '../src/bench/harness.ts';
 
 test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
   const tmp = tempDir();
@@ -226,6 +227,9 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(r.cpu.cores >= 1 && r.cpu.nodeMsPerRequest > 0 && r.cpu.loadGeneratorMsPerRequest > 0, JSON.stringify(r.cpu));
   assert.ok(Math.abs(r.cpu.boundRequestsPerSecond - (r.cpu.cores * 1000) / (r.cpu.nodeMsPerRequest + r.cpu.loadGeneratorMsPerRequest)) < 1e-6);
   assert.match(run.stdout, /CPU per request: node \/ load generator\s+[\d.]+ \/ [\d.]+ ms: \d+ cores allow at most \d+ requests\/s/);
+  // What else kept the machine's cores busy meanwhile (Linux /proc/stat): a share of all cores.
+  assert.ok(r.cpu.others >= 0 && r.cpu.others <= 1 && r.cpu.steal >= 0 && r.cpu.steal <= 1, JSON.stringify(r.cpu));
+  assert.match(run.stdout, /cores busy with other work meanwhile\s+\d+% \(other processes, kernel threads\), stolen by the hypervisor \d+%/);
   // The node's group commits during the measured run (its metrics): exactly the measured run's 400 events, not the warm-up's 100.
   assert.equal(r.commits.events, 400, JSON.stringify(r.commits));
   assert.ok(r.commits.count >= 1 && r.commits.count <= 100 && r.commits.msPerCommit > 0, JSON.stringify(r.commits));
@@ -275,4 +279,26 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(c.eventsSent >= c.eventsAcknowledged, `${c.eventsSent} sent, ${c.eventsAcknowledged} acknowledged`);
   const l = c.latencyMs;
   assert.ok(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max, `percentiles of all trials in order: ${JSON.stringify(l)}`);
+});
+
+test('nexus bench: the machine CPU accounting (/proc/stat) counts the work of this process, and the rest is what others did', () => {
+  // Linux only, like the report's field (this machine runs Linux).
+  const before = machineTimes();
+  assert.ok(before, '/proc/stat is readable');
+  const own = process.cpuUsage();
+  const until = performance.now() + 300;
+  let spin = 0;
+  while (performance.now() < until) spin++;
+  const ownSeconds = (() => { const u = process.cpuUsage(own); return (u.user + u.system) / 1e6; })();
+  const after = machineTimes()!;
+  // /proc/stat ticks every 10 ms per core: our own work shows, give or take a tick or two.
+  assert.ok(after.busy - before.busy >= ownSeconds - 0.03, `machine ${after.busy - before.busy} s, this process ${ownSeconds} s (${spin})`);
+  assert.ok(after.steal >= before.steal);
+  // Others: what the machine spent beyond node and load generator, as a share of every core over the run.
+  const r = cpuBound({ cpuSeconds: 2, userSeconds: 1.5, systemSeconds: 0.5, peakRssMb: 100 }, 1, { requests: 1000, seconds: 2 }, { busy: 3.5, steal: 0.2 });
+  const cores = r.cpu!.cores;
+  assert.equal(r.cpu!.others, 0.5 / (2 * cores));
+  assert.equal(r.cpu!.steal, 0.2 / (2 * cores));
+  // The machine's ticks are coarser than the processes' clocks: never below zero.
+  assert.equal(cpuBound({ cpuSeconds: 2, userSeconds: 2, systemSeconds: 0, peakRssMb: 1 }, 1, { requests: 10, seconds: 1 }, { busy: 2.99, steal: 0 }).cpu!.others, 0);
 });

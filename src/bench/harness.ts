@@ -76,7 +76,18 @@ export interface BenchReport {
    * this machine's cores if node and load generator shared them perfectly
    * (Linux: absent when the node's CPU is unknown).
    */
-  cpu?: { cores: number; nodeMsPerRequest: number; loadGeneratorMsPerRequest: number; boundRequestsPerSecond: number; coresBusy: number };
+  cpu?: {
+    cores: number; nodeMsPerRequest: number; loadGeneratorMsPerRequest: number; boundRequestsPerSecond: number; coresBusy: number;
+    /**
+     * The machine's cores (as a share of all) busy with other work meanwhile:
+     * other processes, and the kernel's own threads (its journal commits for
+     * the node's fsyncs among them); `steal` is time a hypervisor gave to
+     * other guests. Linux /proc/stat; absent elsewhere. On a shared machine
+     * this says whether a slow run was the node's doing.
+     */
+    others?: number;
+    steal?: number;
+  };
   /**
    * The node's group commits during the measured run, from its metrics: how
    * many events shared one transaction and one fsync, and how long each took
@@ -255,6 +266,18 @@ export function processStats(pid: number): ProcessStats {
   }
 }
 
+/** Linux /proc/stat: seconds of one core the whole machine spent busy (user, nice, system, irq, softirq) and stolen so far; undefined elsewhere. */
+export function machineTimes(): { busy: number; steal: number } | undefined {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f;
+    if (![user, nice, system, irq, softirq, steal].every((v) => Number.isFinite(v))) return undefined;
+    return { busy: (user! + nice! + system! + irq! + softirq!) / 100, steal: steal! / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
 /** process.cpuUsage() (µs) as seconds, to 0.01. */
 const cpuSecondsOf = (u: { user: number; system: number }) => Math.round((u.user + u.system) / 1e4) / 100;
 
@@ -368,8 +391,10 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const metricsBefore = await scrapeNode(admin);
   const statsBefore = processStats(node.proc.pid!);
   const cpuBefore = process.cpuUsage();
+  const machineBefore = machineTimes();
   const run = await drive(url, reqs, o, acks, { pool });
   const cpu = process.cpuUsage(cpuBefore);
+  const machineAfter = machineTimes();
   await pool.close().catch(() => {});
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
   const metricsAfter = await scrapeNode(admin);
@@ -407,7 +432,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     ...measured(warm, run, acks),
     eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
     node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
-    ...cpuBound(stats, cpuSecondsOf(cpu), run),
+    ...cpuBound(stats, cpuSecondsOf(cpu), run, machineBefore && machineAfter && { busy: machineAfter.busy - machineBefore.busy, steal: machineAfter.steal - machineBefore.steal }),
     ...(commits ? { commits } : {}),
     ...(metricsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: metricsAfter.eventLoopDelayMs } : {}),
     ...(profile ? { profile } : {}),
@@ -420,11 +445,13 @@ export function machineCores(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
-function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests: number; seconds: number }): Pick<BenchReport, 'cpu'> {
+/** `machine`: what the whole machine spent meanwhile (machineTimes() deltas), when known. */
+export function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests: number; seconds: number }, machine?: { busy: number; steal: number }): Pick<BenchReport, 'cpu'> {
   if (node.cpuSeconds === null || run.requests === 0 || run.seconds <= 0) return {};
   const cores = machineCores();
   const nodeMs = (node.cpuSeconds * 1000) / run.requests;
   const generatorMs = (generatorSeconds * 1000) / run.requests;
+  const share = (seconds: number) => Math.max(0, seconds) / (run.seconds * cores);
   return {
     cpu: {
       cores,
@@ -432,6 +459,8 @@ function cpuBound(node: ProcessStats, generatorSeconds: number, run: { requests:
       loadGeneratorMsPerRequest: generatorMs,
       boundRequestsPerSecond: (cores * 1000) / (nodeMs + generatorMs),
       coresBusy: (node.cpuSeconds + generatorSeconds) / (run.seconds * cores),
+      // The node's and this process's clocks tick finer than /proc/stat's 10 ms: a few ms either way.
+      ...(machine ? { others: share(machine.busy - node.cpuSeconds - generatorSeconds), steal: share(machine.steal) } : {}),
     },
   };
 }
@@ -522,6 +551,7 @@ export function reportTable(r: BenchReport): string {
   if (r.cpu) {
     const c = r.cpu;
     rows.push(['CPU per request: node / load generator', `${f(c.nodeMsPerRequest, 3)} / ${f(c.loadGeneratorMsPerRequest, 3)} ms: ${c.cores} cores allow at most ${f(c.boundRequestsPerSecond)} requests/s (${f(c.coresBusy * 100)}% busy)`]);
+    if (c.others !== undefined) rows.push(['cores busy with other work meanwhile', `${f(c.others * 100)}% (other processes, kernel threads), stolen by the hypervisor ${f((c.steal ?? 0) * 100)}%`]);
   }
   if (r.commits) {
     rows.push(['group commits during load', `${r.commits.count}: ${f(r.commits.eventsPerCommit, 1)} events and ${f(r.commits.msPerCommit, 2)} ms each (fsync included)`]);
