@@ -118,7 +118,7 @@ test('power cut at random moments (commits, checkpoints, fsyncs): every image re
   t.after(disk.restore);
 
   const signer = testSigner();
-  const vault = await Vault.open(file, { checkpointWalBytes: 96 * 1024 });
+  const vault = await Vault.open(file, { checkpointWalBytes: 96 * 1024, checkpointCommits: 1 });
   const log = new TransparencyLog(vault, signer.name, signer);
   log.open();
   const committer = new GroupCommitter(vault, { integrate: (leaves, n) => log.tree.integrate(leaves, n) });
@@ -168,6 +168,7 @@ test('a transaction that meets a checkpoint whose database fsync is still runnin
   const signer = testSigner();
   const vault = await Vault.open(join(tmp.dir, 'vault.db'), {
     checkpointWalBytes: 64 * 1024,
+    checkpointCommits: 1,
     fsyncAsync: (fd) => (hold ?? Promise.resolve()).then(() => fsyncAsync(fd)),
   });
   const log = new TransparencyLog(vault, signer.name, signer);

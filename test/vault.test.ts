@@ -390,6 +390,38 @@ test('a commit is answered only after its fsync, and a checkpoint never covers r
   assert.equal(tl.log.cut()!.size, 7);
 });
 
+test('background checkpoints: past the WAL threshold they wait for enough group commits, past the cap for none', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const threshold = 16 * 1024;
+  const vault = await Vault.open(join(tmp.dir, 'vault.db'), { checkpointWalBytes: threshold, checkpointCommits: 4 });
+  const committer = new GroupCommitter(vault);
+  t.after(async () => {
+    await committer.close();
+    vault.close();
+  });
+  // Which calls (one after each group commit) paid a checkpoint.
+  const paid: number[] = [];
+  let calls = 0;
+  const real = vault.checkpointInBackground.bind(vault);
+  vault.checkpointInBackground = () => {
+    const paying = real();
+    calls++;
+    if (paying) paid.push(calls);
+    return paying;
+  };
+  // Each group alone writes more WAL than the threshold (its evidence), so only the commit count holds them back.
+  const big = (i: number, bytes: number): Submission => ({ subject: 'dev:a', evidence: new Uint8Array(bytes).fill(i), events: [{ amount: BigInt(i + 1), ref: null, beneficiary: 'dev:a' }] });
+  for (let i = 0; i < 12; i++) await committer.submit(big(i, threshold + 1024));
+  await committer.drain();
+  assert.deepEqual(paid, [4, 8, 12], `checkpoints after every 4th commit (${calls} calls)`);
+  // One group past 16 times the threshold is checkpointed at once.
+  await committer.submit(big(12, 17 * threshold));
+  await committer.drain();
+  assert.deepEqual(paid, [4, 8, 12, 13]);
+  assert.equal(vault.size, 13);
+});
+
 test('a failed fsync stops the committer for good: that group and everything after it is refused', async (t) => {
   const failures: unknown[] = [];
   const { vault, committer } = await openCommitter(t, { onSyncFailure: (e) => failures.push(e) });
