@@ -26,17 +26,18 @@ export const SCHEMA_VERSION = 5;
 const CHECKPOINT_WAL_BYTES = 1000 * (4096 + 24);
 /**
  * A background checkpoint also waits for this many group commits, up to a WAL
- * of CHECKPOINT_WAL_CAP times the threshold. Large commits (batches of 100:
- * ~1 MB of WAL per commit of ~800 events) otherwise met a checkpoint every
- * 4th commit, each copying pages rewritten in between and holding the next
- * commit until the database's fsync returned. Waiting for 16 commits, batches
- * went from 24,732 to 25,729 events/s (medians of 7 alternating pairs, ahead
- * in 4; a fixed 16 MB threshold gave 24,823 → 28,046 over 3 pairs): a small
- * gain in this machine's noise. Small commits (single events at 2,000 req/s:
- * ~150 KB) reach the threshold after 16 commits or more anyway, so their
- * checkpoints stay as small as they were: a larger one holds the event loop
- * longer (event-loop max 64–122 against 46–56 ms at that rate with the fixed
- * 16 MB).
+ * of CHECKPOINT_WAL_CAP times the threshold. Each checkpoint copies the pages
+ * rewritten since the last one and holds the next commit until the
+ * database's fsync returned; commits that write a lot of WAL met one every
+ * few commits: single events at 64 connections (~470 KB a commit of ~33
+ * events) every ~9th, batches of 100 (~1 MB a commit) every 4th. Waiting for
+ * 16 commits, single events went ×1.10 and ×1.13 in two side-by-side runs
+ * (3 alternating pairs each, ahead in every pair); batches by +4% over 7
+ * pairs, within this machine's noise. Small commits (single events at 2,000
+ * req/s: ~150 KB) reach the threshold after 16 commits or more anyway, so
+ * their checkpoints stay as small as they were: a larger one holds the event
+ * loop longer (event-loop max 64–122 against 46–56 ms at that rate with a
+ * fixed 16 MB threshold).
  */
 const CHECKPOINT_COMMITS = 16;
 const CHECKPOINT_WAL_CAP = 16;
