@@ -196,7 +196,7 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
     if (now - lastReport > 1000) {
       lastReport = now;
       const sorted = latencies.slice(-20000).sort((a, b) => a - b);
-      o.progress(`${acks.size} events acknowledged, ${Math.round(acks.size / ((now - start) / 1000))} events/s, p50 ${percentile(sorted, 50).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms`);
+      o.progress(`${acked} events acknowledged, ${Math.round(acked / ((now - start) / 1000))} events/s, p50 ${percentile(sorted, 50).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms`);
     }
   };
   if (o.rate > 0) {
