@@ -422,6 +422,32 @@ test('background checkpoints: past the WAL threshold they wait for enough group 
   assert.equal(vault.size, 13);
 });
 
+test('a transaction off the committer path checkpoints the WAL itself only past the cap, not while the committer lets it grow', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const threshold = 16 * 1024;
+  const file = join(tmp.dir, 'vault.db');
+  const vault = await Vault.open(file, { checkpointWalBytes: threshold });
+  // The committer's own checkpoints are held off here, as they are for its first 15 commits past the threshold.
+  vault.checkpointInBackground = () => undefined;
+  const committer = new GroupCommitter(vault);
+  t.after(async () => {
+    await committer.close();
+    vault.close();
+  });
+  const big = (i: number, bytes: number): Submission => ({ subject: 'dev:a', evidence: new Uint8Array(bytes).fill(i), events: [{ amount: BigInt(i + 1), ref: null, beneficiary: 'dev:a' }] });
+  // In WAL mode only a checkpoint writes the database file.
+  const dbBytes = () => statSync(file).size;
+  for (let i = 0; i < 3; i++) await committer.submit(big(i, threshold + 1024));
+  const before = dbBytes();
+  assert.ok(vault.addDevice('did:key:zBetween', null));
+  assert.equal(dbBytes(), before, 'three times the threshold: an enrolment does not pay a checkpoint (and its fsync) on the event loop');
+  await committer.submit(big(3, 16 * threshold));
+  assert.equal(dbBytes(), before);
+  assert.ok(vault.addDevice('did:key:zPastTheCap', null));
+  assert.ok(dbBytes() > before, 'past the cap it checkpoints');
+});
+
 test('a failed fsync stops the committer for good: that group and everything after it is refused', async (t) => {
   const failures: unknown[] = [];
   const { vault, committer } = await openCommitter(t, { onSyncFailure: (e) => failures.push(e) });
