@@ -277,6 +277,8 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   // The report covers the whole campaign: what every trial sent, and every acknowledged event was sent.
   assert.equal(c.eventsSent, c.crashTrials.reduce((n: number, x: { sent: number }) => n + x.sent, 0));
   assert.ok(c.eventsSent >= c.eventsAcknowledged, `${c.eventsSent} sent, ${c.eventsAcknowledged} acknowledged`);
+  // The nodes' CPU and peak RSS, read before each kill (Linux /proc).
+  assert.ok(c.node.cpuSeconds > 0 && c.node.peakRssMb > 10 && c.node.peakRssMb < 1000, JSON.stringify(c.node));
   const l = c.latencyMs;
   assert.ok(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max, `percentiles of all trials in order: ${JSON.stringify(l)}`);
 });

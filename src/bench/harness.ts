@@ -278,12 +278,15 @@ export function machineTimes(): { busy: number; steal: number } | undefined {
   }
 }
 
+/** Seconds to 0.01, as the reports give them. */
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
 /** process.cpuUsage() (µs) as seconds, to 0.01. */
-const cpuSecondsOf = (u: { user: number; system: number }) => Math.round((u.user + u.system) / 1e4) / 100;
+const cpuSecondsOf = (u: { user: number; system: number }) => round2((u.user + u.system) / 1e6);
 
 /** What the node spent between two samples (its peak RSS is the later sample's). */
 function statsDelta(before: ProcessStats, after: ProcessStats): ProcessStats {
-  const d = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.round((b - a) * 100) / 100);
+  const d = (a: number | null, b: number | null) => (a === null || b === null ? null : round2(b - a));
   return { cpuSeconds: d(before.cpuSeconds, after.cpuSeconds), userSeconds: d(before.userSeconds, after.userSeconds), systemSeconds: d(before.systemSeconds, after.systemSeconds), peakRssMb: after.peakRssMb };
 }
 
@@ -352,21 +355,32 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     const trials: NonNullable<BenchReport['crashTrials']> = [];
     let offset = 0;
     // Every trial's sending adds up: the report covers the whole campaign, as its acknowledged and booked counts do.
-    const all = { seconds: 0, latencies: [] as number[], errors: {} as Record<string, number>, sent: 0 };
+    const all = { seconds: 0, latencies: [] as number[], errors: {} as Record<string, number>, sent: 0, cpu: null as { total: number; user: number; system: number } | null, peakRssMb: null as number | null };
     for (let trial = 0; trial < o.crashTrials; trial++) {
       const node = await startNode(o, dir);
       const url = `http://127.0.0.1:${node.port}`;
       const reqs = await presign(keys, url, Math.max(o.events, o.batch), o.batch, offset, o.progress);
       offset += reqs.length;
       const killAfter = 300 + Math.floor(Math.random() * 2000);
-      const killer = setTimeout(() => node.proc.kill('SIGKILL'), killAfter);
+      // The node's CPU (its whole life) and peak RSS, read from /proc the moment before the kill.
+      let killed: ProcessStats | undefined;
+      const kill = () => {
+        killed ??= processStats(node.proc.pid!);
+        node.proc.kill('SIGKILL');
+      };
+      const killer = setTimeout(kill, killAfter);
       const run = await drive(url, reqs, o, acks, { stopAfterMs: killAfter + 50 });
       clearTimeout(killer);
       all.seconds += run.seconds;
       all.sent += run.sent;
       for (const l of run.latencies) all.latencies.push(l);
       for (const [code, n] of Object.entries(run.errors)) all.errors[code] = (all.errors[code] ?? 0) + n;
-      node.proc.kill('SIGKILL');
+      kill();
+      if (killed!.cpuSeconds !== null) {
+        const sum = all.cpu ?? { total: 0, user: 0, system: 0 };
+        all.cpu = { total: sum.total + killed!.cpuSeconds, user: sum.user + killed!.userSeconds!, system: sum.system + killed!.systemSeconds! };
+      }
+      if (killed!.peakRssMb !== null) all.peakRssMb = Math.max(all.peakRssMb ?? 0, killed!.peakRssMb);
       await new Promise((r) => (node.proc.exitCode !== null || node.proc.signalCode ? r(null) : node.proc.once('exit', r)));
       const check = await checkVault(d, acks);
       trials.push({ trial, sent: run.sent, acknowledged: acks.size, booked: check.booked, lost: check.lost, doubled: check.doubled });
@@ -376,7 +390,10 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     const final = await checkVault(d, acks);
     return {
       ...base, eventsSent: all.sent, eventsAcknowledged: acks.size, eventsBooked: final.booked, lost: final.lost, doubled: final.doubled, corruption: final.corruption,
-      seconds: all.seconds, eventsPerSecond: Number.NaN, requestsPerSecond: Number.NaN, latencyMs: latency(all.latencies), errors: all.errors, node: { cpuSeconds: null, peakRssMb: null }, crashTrials: trials,
+      seconds: all.seconds, eventsPerSecond: Number.NaN, requestsPerSecond: Number.NaN, latencyMs: latency(all.latencies), errors: all.errors,
+      // Summed over the trials' nodes (start-up included), and the largest peak.
+      node: all.cpu ? { cpuSeconds: round2(all.cpu.total), userSeconds: round2(all.cpu.user), systemSeconds: round2(all.cpu.system), peakRssMb: all.peakRssMb } : { cpuSeconds: null, peakRssMb: all.peakRssMb },
+      crashTrials: trials,
     };
   }
 
@@ -544,7 +561,7 @@ export function reportTable(r: BenchReport): string {
     ['corruption (nexus verify)', r.corruption === null ? '—' : r.corruption.length ? r.corruption[0]! : 'none'],
     ['throughput', `${f(r.eventsPerSecond)} events/s, ${f(r.requestsPerSecond)} requests/s over ${f(r.seconds, 1)} s`],
     ['latency p50 / p90 / p99 / max', `${f(r.latencyMs.p50, 2)} / ${f(r.latencyMs.p90, 2)} / ${f(r.latencyMs.p99, 2)} / ${f(r.latencyMs.max, 2)} ms`],
-    ['node CPU during load / peak RSS', `${f(r.node.cpuSeconds, 1)} s (user ${f(r.node.userSeconds ?? null, 1)}, system ${f(r.node.systemSeconds ?? null, 1)}) / ${f(r.node.peakRssMb, 0)} MB`],
+    [r.crashTrials ? 'node CPU (start to kill, all trials) / peak RSS' : 'node CPU during load / peak RSS', `${f(r.node.cpuSeconds, 1)} s (user ${f(r.node.userSeconds ?? null, 1)}, system ${f(r.node.systemSeconds ?? null, 1)}) / ${f(r.node.peakRssMb, 0)} MB`],
     ['load generator CPU during load', r.loadGeneratorCpuSeconds === undefined ? '—' : `${f(r.loadGeneratorCpuSeconds, 1)} s`],
     ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
   ];
