@@ -75,17 +75,17 @@ function compressBlock(): void {
   store<u32>(STATE, load<u32>(STATE, 28) + h, 28);
 }
 
-/** Copies message bytes [pos, pos+n) of (prefix? ‖ data) into BLOCK. */
-@inline function fillBlock(prefix: i32, data: usize, pos: usize, n: usize): void {
+/** Copies message bytes [pos, pos+n) of (prefix? ‖ data) to dst. */
+@inline function fillBlock(dst: usize, prefix: i32, data: usize, pos: usize, n: usize): void {
   if (prefix < 0) {
-    memory.copy(BLOCK, data + pos, n);
+    memory.copy(dst, data + pos, n);
   } else if (pos == 0) {
     if (n > 0) {
-      store<u8>(BLOCK, <u8>prefix);
-      memory.copy(BLOCK + 1, data, n - 1);
+      store<u8>(dst, <u8>prefix);
+      memory.copy(dst + 1, data, n - 1);
     }
   } else {
-    memory.copy(BLOCK, data + pos - 1, n);
+    memory.copy(dst, data + pos - 1, n);
   }
 }
 
@@ -98,12 +98,12 @@ function digest(prefix: i32, data: usize, len: usize, out: usize): void {
   const total: usize = len + (prefix < 0 ? 0 : 1);
   let pos: usize = 0;
   while (total - pos >= 64) {
-    fillBlock(prefix, data, pos, 64);
+    fillBlock(BLOCK, prefix, data, pos, 64);
     compressBlock();
     pos += 64;
   }
   const rem = total - pos;
-  fillBlock(prefix, data, pos, rem);
+  fillBlock(BLOCK, prefix, data, pos, rem);
   store<u8>(BLOCK + rem, 0x80);
   if (rem + 1 > 56) {
     memory.fill(BLOCK + rem + 1, 0, 63 - rem);
@@ -157,6 +157,13 @@ function hashPairScalar(pair: usize, out: usize): void {
   return v128.or(i32x4.shr_u(x, n), i32x4.shl(x, 32 - n));
 }
 
+/** Every lane of the SIMD state to the SHA-256 initial value. */
+@inline function resetLanes(): void {
+  for (let i: usize = 0; i < 8; i++) {
+    v128.store(VSTATE + (i << 4), i32x4.splat(load<u32>(IV + (i << 2))));
+  }
+}
+
 /** Four independent compressions: lane j of VW holds message j's schedule words 0..15. */
 function compressLanes(): void {
   for (let i: usize = 16; i < 64; i++) {
@@ -197,9 +204,7 @@ function compressLanes(): void {
 
 /** Node hashes of the four pairs at in (4 × 64 bytes) into out (4 × 32 bytes). */
 function hashFourPairs(inp: usize, out: usize): void {
-  for (let i: usize = 0; i < 8; i++) {
-    v128.store(VSTATE + (i << 4), i32x4.splat(load<u32>(IV + (i << 2))));
-  }
+  resetLanes();
   // Block 1: 0x01 ‖ left ‖ right[0..31).
   const p0 = inp, p1 = inp + 64, p2 = inp + 128, p3 = inp + 192;
   let v = i32x4.splat(0);
@@ -247,12 +252,7 @@ function leafBlock(dst: usize, data: usize, len: usize, b: usize): void {
   const start = b << 6;
   let avail: usize = 0;
   if (start < total) avail = min<usize>(total - start, 64);
-  if (start == 0) {
-    store<u8>(dst, 0x00);
-    memory.copy(dst + 1, data, avail - 1);
-  } else if (avail > 0) {
-    memory.copy(dst, data + start - 1, avail);
-  }
+  fillBlock(dst, 0x00, data, start, avail);
   if (avail < 64) {
     let at = avail;
     if (start + avail == total) store<u8>(dst + at++, 0x80);
@@ -268,9 +268,7 @@ function leafBlock(dst: usize, data: usize, len: usize, b: usize): void {
  * that is discarded.
  */
 function hashFourLeaves(data: usize, offsets: usize, out: usize): void {
-  for (let i: usize = 0; i < 8; i++) {
-    v128.store(VSTATE + (i << 4), i32x4.splat(load<u32>(IV + (i << 2))));
-  }
+  resetLanes();
   const s0 = <usize>load<u32>(offsets), s1 = <usize>load<u32>(offsets, 4), s2 = <usize>load<u32>(offsets, 8);
   const s3 = <usize>load<u32>(offsets, 12), s4 = <usize>load<u32>(offsets, 16);
   const l0 = s1 - s0, l1 = s2 - s1, l2 = s3 - s2, l3 = s4 - s3;
