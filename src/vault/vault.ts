@@ -179,6 +179,8 @@ export class Vault {
 
   readonly #fsyncAsync: (fd: number) => Promise<void>;
   readonly #checkpointWalBytes: number;
+  /** The WAL that is checkpointed whatever the commit count (CHECKPOINT_WAL_CAP thresholds). */
+  readonly #walCapBytes: number;
   readonly #checkpointCommits: number;
   /** Group commits since the last checkpoint (checkpointInBackground counts them). */
   #commitsSinceCheckpoint = 0;
@@ -186,6 +188,7 @@ export class Vault {
   private constructor(file: string, db: Database, lock: PidLock, policy: Policy, options: VaultOpenOptions) {
     this.#fsyncAsync = options.fsyncAsync ?? fsyncAsync;
     this.#checkpointWalBytes = options.checkpointWalBytes ?? CHECKPOINT_WAL_BYTES;
+    this.#walCapBytes = CHECKPOINT_WAL_CAP * this.#checkpointWalBytes;
     this.#checkpointCommits = options.checkpointCommits ?? CHECKPOINT_COMMITS;
     this.file = file;
     this.#db = db;
@@ -267,7 +270,7 @@ export class Vault {
         // WAL grow past the threshold on purpose, and a transaction in
         // between (an anchor's state, an enrolment) would pay a database
         // fsync on the event loop.
-        if (this.#db.walBytes() >= CHECKPOINT_WAL_CAP * this.#checkpointWalBytes) this.#checkpoint();
+        if (this.#db.walBytes() >= this.#walCapBytes) this.#checkpoint();
       } catch (e) {
         this.#failed ??= e;
         throw e;
@@ -294,7 +297,7 @@ export class Vault {
     if (this.#failed !== undefined || this.#syncing > 0) return undefined;
     const wal = this.#db.walBytes();
     if (wal < this.#checkpointWalBytes) return undefined;
-    if (this.#commitsSinceCheckpoint < this.#checkpointCommits && wal < CHECKPOINT_WAL_CAP * this.#checkpointWalBytes) return undefined;
+    if (this.#commitsSinceCheckpoint < this.#checkpointCommits && wal < this.#walCapBytes) return undefined;
     this.#db.checkpointOwingSync(() => this.#checkpoint());
     return this.syncCommitted().then(() => this.#db.paidOwed());
   }
