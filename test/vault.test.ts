@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, readFileSync, statSync, mkdirSync, copyFileSync } from 'node:fs';
 import { fsyncAsync } from '../src/runtime/fs.ts';
 import { join } from 'node:path';
-import { Vault, SCHEMA_VERSION, MIGRATIONS } from '../src/vault/vault.ts';
+import { Vault, SCHEMA_VERSION, MIGRATIONS, type VaultOpenOptions } from '../src/vault/vault.ts';
 import { canonicalEntry } from '../src/brain/entry.ts';
 import { TransparencyLog } from '../src/log/log.ts';
 import { auditVault } from '../src/log/audit.ts';
@@ -26,17 +26,21 @@ const sub = (subject: string, events: Array<{ amount: bigint; ref?: string | nul
 });
 
 /** A vault in a temp dir with its group committer, closed and removed after the test. */
-async function openCommitter(t: TestContext, options: GroupCommitOptions = {}) {
+async function openCommitter(t: TestContext, options: GroupCommitOptions = {}, vaultOptions: VaultOpenOptions = {}) {
   const tmp = tempDir();
   t.after(tmp.cleanup);
-  const vault = await Vault.open(join(tmp.dir, 'vault.db'));
+  const file = join(tmp.dir, 'vault.db');
+  const vault = await Vault.open(file, vaultOptions);
   const committer = new GroupCommitter(vault, options);
   t.after(async () => {
     await committer.close();
     vault.close();
   });
-  return { vault, committer };
+  return { vault, committer, file };
 }
+
+/** One event whose evidence is `bytes` long: a group that writes at least that much WAL. */
+const bigEvidence = (i: number, bytes: number): Submission => ({ subject: 'dev:a', evidence: new Uint8Array(bytes).fill(i), events: [{ amount: BigInt(i + 1), ref: null, beneficiary: 'dev:a' }] });
 
 test('the vault writes a real WAL-mode SQLite file that survives reopen', async (t) => {
   const tmp = tempDir();
@@ -391,15 +395,8 @@ test('a commit is answered only after its fsync, and a checkpoint never covers r
 });
 
 test('background checkpoints: past the WAL threshold they wait for enough group commits, past the cap for none', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.cleanup);
   const threshold = 16 * 1024;
-  const vault = await Vault.open(join(tmp.dir, 'vault.db'), { checkpointWalBytes: threshold, checkpointCommits: 4 });
-  const committer = new GroupCommitter(vault);
-  t.after(async () => {
-    await committer.close();
-    vault.close();
-  });
+  const { vault, committer } = await openCommitter(t, {}, { checkpointWalBytes: threshold, checkpointCommits: 4 });
   // Which calls (one after each group commit) paid a checkpoint.
   const paid: number[] = [];
   let calls = 0;
@@ -411,38 +408,28 @@ test('background checkpoints: past the WAL threshold they wait for enough group 
     return paying;
   };
   // Each group alone writes more WAL than the threshold (its evidence), so only the commit count holds them back.
-  const big = (i: number, bytes: number): Submission => ({ subject: 'dev:a', evidence: new Uint8Array(bytes).fill(i), events: [{ amount: BigInt(i + 1), ref: null, beneficiary: 'dev:a' }] });
-  for (let i = 0; i < 12; i++) await committer.submit(big(i, threshold + 1024));
+  for (let i = 0; i < 12; i++) await committer.submit(bigEvidence(i, threshold + 1024));
   await committer.drain();
   assert.deepEqual(paid, [4, 8, 12], `checkpoints after every 4th commit (${calls} calls)`);
   // One group past 16 times the threshold is checkpointed at once.
-  await committer.submit(big(12, 17 * threshold));
+  await committer.submit(bigEvidence(12, 17 * threshold));
   await committer.drain();
   assert.deepEqual(paid, [4, 8, 12, 13]);
   assert.equal(vault.size, 13);
 });
 
 test('a transaction off the committer path checkpoints the WAL itself only past the cap, not while the committer lets it grow', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.cleanup);
   const threshold = 16 * 1024;
-  const file = join(tmp.dir, 'vault.db');
-  const vault = await Vault.open(file, { checkpointWalBytes: threshold });
+  const { vault, committer, file } = await openCommitter(t, {}, { checkpointWalBytes: threshold });
   // The committer's own checkpoints are held off here, as they are for its first 15 commits past the threshold.
   vault.checkpointInBackground = () => undefined;
-  const committer = new GroupCommitter(vault);
-  t.after(async () => {
-    await committer.close();
-    vault.close();
-  });
-  const big = (i: number, bytes: number): Submission => ({ subject: 'dev:a', evidence: new Uint8Array(bytes).fill(i), events: [{ amount: BigInt(i + 1), ref: null, beneficiary: 'dev:a' }] });
   // In WAL mode only a checkpoint writes the database file.
   const dbBytes = () => statSync(file).size;
-  for (let i = 0; i < 3; i++) await committer.submit(big(i, threshold + 1024));
+  for (let i = 0; i < 3; i++) await committer.submit(bigEvidence(i, threshold + 1024));
   const before = dbBytes();
   assert.ok(vault.addDevice('did:key:zBetween', null));
   assert.equal(dbBytes(), before, 'three times the threshold: an enrolment does not pay a checkpoint (and its fsync) on the event loop');
-  await committer.submit(big(3, 16 * threshold));
+  await committer.submit(bigEvidence(3, 16 * threshold));
   assert.equal(dbBytes(), before);
   assert.ok(vault.addDevice('did:key:zPastTheCap', null));
   assert.ok(dbBytes() > before, 'past the cap it checkpoints');
