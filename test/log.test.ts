@@ -12,7 +12,7 @@ import { GroupCommitter } from '../src/vault/group-commit.ts';
 import { fsyncAsync } from '../src/runtime/fs.ts';
 import { tempDir } from './support/node.ts';
 import { createPrivateKey, sign } from 'node:crypto';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { nodeFs, patchNodeFs } from './support/fs-patch.ts';
 import { join } from 'node:path';
 
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
@@ -137,18 +137,14 @@ test('a checkpoint cut in the background: its fsync off the event loop, the late
   await book(5);
 
   // Count the fsyncs made on the event loop meanwhile.
-  const cjs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
-  const fsyncSync = cjs.fsyncSync;
+  const fsyncSync = nodeFs.fsyncSync;
   let onLoop = 0;
-  cjs.fsyncSync = (fd) => {
-    onLoop++;
-    fsyncSync(fd);
-  };
-  syncBuiltinESMExports();
-  t.after(() => {
-    cjs.fsyncSync = fsyncSync;
-    syncBuiltinESMExports();
-  });
+  t.after(patchNodeFs({
+    fsyncSync: (fd) => {
+      onLoop++;
+      fsyncSync(fd);
+    },
+  }));
 
   hold = true;
   const cutting = log.cutInBackground();

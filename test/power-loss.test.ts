@@ -16,7 +16,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import fc from 'fast-check';
@@ -26,6 +25,7 @@ import { GroupCommitter } from '../src/vault/group-commit.ts';
 import { TransparencyLog } from '../src/log/log.ts';
 import { testSigner, auditFile } from './support/log.ts';
 import { tempDir } from './support/node.ts';
+import { nodeFs, patchNodeFs } from './support/fs-patch.ts';
 
 const PAGE = 4096;
 type Op = { offset: number; data: Uint8Array } | { size: number };
@@ -233,8 +233,7 @@ async function assertRecovers(dir: string, cut: Cut, signer: ReturnType<typeof t
  * cut at this moment could leave. `onEvent` runs before each write and fsync.
  */
 function recordDisk(dir: string, onEvent: (at: string) => void = () => {}) {
-  const cjs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
-  const real = { openSync: cjs.openSync, closeSync: cjs.closeSync, unlinkSync: cjs.unlinkSync, writeSync: cjs.writeSync, ftruncateSync: cjs.ftruncateSync, fsyncSync: cjs.fsyncSync, fdatasyncSync: cjs.fdatasyncSync, fsync: cjs.fsync };
+  const real = { openSync: nodeFs.openSync, closeSync: nodeFs.closeSync, unlinkSync: nodeFs.unlinkSync, writeSync: nodeFs.writeSync, ftruncateSync: nodeFs.ftruncateSync, fsyncSync: nodeFs.fsyncSync, fdatasyncSync: nodeFs.fdatasyncSync, fsync: nodeFs.fsync };
   const tracked = new Map<string, Tracked>();
   const byFd = new Map<number, string>();
   const synced = (fd: number, count?: number) => {
@@ -243,7 +242,7 @@ function recordDisk(dir: string, onEvent: (at: string) => void = () => {}) {
     const done = f.ops.splice(0, count ?? f.ops.length);
     for (const op of done) f.durable = apply(f.durable, op);
   };
-  Object.assign(cjs, {
+  const restore = patchNodeFs({
     openSync(path: string, ...rest: unknown[]) {
       const fd = (real.openSync as (...a: unknown[]) => number)(path, ...rest);
       if (typeof path === 'string' && path.startsWith(dir) && /vault\.db(-wal|-journal)?$/.test(path)) {
@@ -251,7 +250,7 @@ function recordDisk(dir: string, onEvent: (at: string) => void = () => {}) {
         // A new file's directory entry is fsynced by the VFS at creation.
         if (!tracked.has(path)) {
           tracked.set(path, { durable: new Uint8Array(0), ops: [] }); // first: readFileSync opens it too
-          tracked.get(path)!.durable = new Uint8Array(cjs.readFileSync(path));
+          tracked.get(path)!.durable = new Uint8Array(nodeFs.readFileSync(path));
         }
       }
       return fd;
@@ -291,18 +290,13 @@ function recordDisk(dir: string, onEvent: (at: string) => void = () => {}) {
     fsync(fd: number, cb: (e: Error | null) => void) {
       // A thread-pool fsync covers what was written before it started.
       const count = tracked.get(byFd.get(fd) ?? '')?.ops.length;
-      real.fsync(fd, (e) => {
+      real.fsync(fd, (e: NodeJS.ErrnoException | null) => {
         onEvent('while a thread-pool fsync ran');
         if (!e) synced(fd, count);
         cb(e);
       });
     },
-  });
-  syncBuiltinESMExports();
-  const restore = () => {
-    Object.assign(cjs, real);
-    syncBuiltinESMExports();
-  };
+  } as Partial<typeof nodeFs>);
 
   return {
     /** An image a power cut now could leave, drawn with `random` (always 0: only what was fsynced). */
