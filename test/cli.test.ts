@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { cpuBound, machineTimes } from '../src/bench/harness.ts';
+import { cpuBound, fsyncSummary, histogramBuckets, machineTimes } from '../src/bench/harness.ts';
+import { Metrics } from '../src/telemetry/metrics.ts';
 
 test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
   const tmp = tempDir();
@@ -235,6 +236,10 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(r.commits.count >= 1 && r.commits.count <= 100 && r.commits.msPerCommit > 0, JSON.stringify(r.commits));
   assert.equal(r.commits.eventsPerCommit, 400 / r.commits.count);
   assert.match(run.stdout, /group commits during load\s+\d+: [\d.]+ events and [\d.]+ ms each \(fsync included\)/);
+  // Its fsyncs meanwhile: at least one per group commit (a signed checkpoint's row has its own), bounds in order.
+  const syncs = r.fsyncs.commit;
+  assert.ok(syncs.count >= r.commits.count && syncs.p50Ms > 0 && syncs.p50Ms <= syncs.p99Ms && (syncs.maxMs === null || syncs.p99Ms <= syncs.maxMs) && syncs.over50Ms <= syncs.count, JSON.stringify(r.fsyncs));
+  assert.match(run.stdout, /vault fsyncs during load: commits\s+\d+, p50 \/ p99 \/ max ≤ [\d.]+ \/ [\d.]+ \/ (?:[\d.]+|∞) ms, \d+ over 50 ms/);
   // And how late its event loop ran meanwhile (its metrics' histogram, restarted by the scrape before the run).
   assert.ok(r.eventLoopDelayMs && r.eventLoopDelayMs.max >= r.eventLoopDelayMs.p99 && r.eventLoopDelayMs.p99 >= 0, JSON.stringify(r.eventLoopDelayMs));
   assert.match(run.stdout, /node event loop late by, p99 \/ max\s+[\d.]+ \/ [\d.]+ ms/);
@@ -281,6 +286,23 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(c.node.cpuSeconds > 0 && c.node.peakRssMb > 10 && c.node.peakRssMb < 1000, JSON.stringify(c.node));
   const l = c.latencyMs;
   assert.ok(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max, `percentiles of all trials in order: ${JSON.stringify(l)}`);
+});
+
+test('nexus bench: fsync figures come from the node\'s histogram, bucket bounds between two scrapes', async () => {
+  const metrics = new Metrics({ processMetrics: false });
+  const observe = (kind: 'commit' | 'checkpoint', ...ms: number[]) => { for (const x of ms) metrics.vaultFsyncSeconds.observe({ kind }, x / 1000); };
+  const scrape = async () => histogramBuckets(await metrics.text(), 'nexus_vault_fsync_duration_seconds', 'kind', ['commit', 'checkpoint'] as const);
+  observe('commit', 0.3, 700); // before the run: must not count
+  const before = await scrape();
+  observe('commit', ...Array(97).fill(0.4), 3, 60, 4000);
+  observe('checkpoint', 8);
+  const after = await scrape();
+  assert.equal(after.commit.get(Infinity), 102);
+  // 100 during the run: half within 0.5 ms, the 99th in the 50–100 ms bucket, one beyond the last (2.5 s).
+  assert.deepEqual(fsyncSummary(before.commit, after.commit), { count: 100, p50Ms: 0.5, p99Ms: 100, maxMs: null, over50Ms: 2 });
+  assert.deepEqual(fsyncSummary(before.checkpoint, after.checkpoint), { count: 1, p50Ms: 10, p99Ms: 10, maxMs: 10, over50Ms: 0 });
+  // Nothing observed in between: no summary.
+  assert.equal(fsyncSummary(after.commit, after.commit), undefined);
 });
 
 test('nexus bench: the machine CPU accounting (/proc/stat) counts the work of this process, and the rest is what others did', () => {

@@ -380,7 +380,7 @@ test('a commit is answered only after its fsync, and a checkpoint never covers r
   const gate = new Promise<void>((r) => (release = r));
   const realSync = tl.vault.syncCommitted.bind(tl.vault);
   // Hold the thread-pool fsync back (the real one runs once the gate opens).
-  tl.vault.syncCommitted = () => gate.then(realSync);
+  tl.vault.syncCommitted = () => gate.then(() => realSync());
   let answered = false;
   const booking = tl.book(4).then(() => (answered = true));
   await new Promise((r) => setTimeout(r, 30));
@@ -394,9 +394,10 @@ test('a commit is answered only after its fsync, and a checkpoint never covers r
   assert.equal(tl.log.cut()!.size, 7);
 });
 
-test('background checkpoints: past the WAL threshold they wait for enough group commits, past the cap for none', async (t) => {
+test('background checkpoints: past the WAL threshold they wait for enough group commits, past the cap for none; onFsync sees each fsync', async (t) => {
   const threshold = 16 * 1024;
-  const { vault, committer } = await openCommitter(t, {}, { checkpointWalBytes: threshold, checkpointCommits: 4 });
+  const fsyncs: Array<{ kind: string; seconds: number }> = [];
+  const { vault, committer } = await openCommitter(t, {}, { checkpointWalBytes: threshold, checkpointCommits: 4, onFsync: (seconds, kind) => fsyncs.push({ kind, seconds }) });
   // Which calls (one after each group commit) paid a checkpoint.
   const paid: number[] = [];
   let calls = 0;
@@ -416,6 +417,10 @@ test('background checkpoints: past the WAL threshold they wait for enough group 
   await committer.drain();
   assert.deepEqual(paid, [4, 8, 12, 13]);
   assert.equal(vault.size, 13);
+  // One fsync per group commit, one per checkpoint (its database pages), each timed.
+  assert.equal(fsyncs.filter((f) => f.kind === 'commit').length, 13);
+  assert.equal(fsyncs.filter((f) => f.kind === 'checkpoint').length, 4);
+  assert.ok(fsyncs.every((f) => f.seconds > 0 && f.seconds < 60), JSON.stringify(fsyncs));
 });
 
 test('a transaction off the committer path checkpoints the WAL itself only past the cap, not while the committer lets it grow', async (t) => {
@@ -470,7 +475,7 @@ test('WAL appends held back by the VFS reach the file before the fsync that make
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const realSync = tl.vault.syncCommitted.bind(tl.vault);
-  tl.vault.syncCommitted = () => gate.then(realSync);
+  tl.vault.syncCommitted = () => gate.then(() => realSync());
   const booking = tl.book(3);
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(tl.vault.size, 5, 'committed in SQLite');

@@ -10,7 +10,7 @@ import { Pool } from 'undici';
 import { generateKey, type KeyFile, type KeyType } from '../adapters/identity/keys.ts';
 import { signRequest } from '../cli/client.ts';
 import { dataDir, initDataDir, loadConfig, loadNodeKey, type DataDir } from '../config/datadir.ts';
-import { Vault } from '../vault/vault.ts';
+import { Vault, type FsyncKind } from '../vault/vault.ts';
 import { TransparencyLog } from '../log/log.ts';
 import { auditVault } from '../log/audit.ts';
 import { nodeSigner } from '../server/node.ts';
@@ -102,6 +102,13 @@ export interface BenchReport {
    * long synchronous task.
    */
   eventLoopDelayMs?: { p99: number; max: number };
+  /**
+   * The vault's fsyncs during the measured run, by what they made durable
+   * (its metrics' histogram: bounds, not exact values). Every answer waits
+   * for a commit's fsync, and a commit for the checkpoint before it: one
+   * slow fsync holds every request that arrives meanwhile.
+   */
+  fsyncs?: Record<FsyncKind, FsyncSummary>;
   /** `--cpu-prof`: the node's profile and where its time went. */
   profile?: ProfileSummary & { file: string };
   /** Set when the bench made its own data directory and kept it: something was lost, doubled or corrupt. */
@@ -416,6 +423,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
   const metricsAfter = await scrapeNode(admin);
   const commits = commitsDelta(metricsBefore, metricsAfter);
+  const fsyncs = fsyncsDelta(metricsBefore, metricsAfter);
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
   const profile = profileFile ? readProfile(profileFile) : undefined;
@@ -451,6 +459,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...cpuBound(stats, cpuSecondsOf(cpu), run, machineBefore && machineAfter && { busy: machineAfter.busy - machineBefore.busy, steal: machineAfter.steal - machineBefore.steal }),
     ...(commits ? { commits } : {}),
+    ...(fsyncs ? { fsyncs } : {}),
     ...(metricsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: metricsAfter.eventLoopDelayMs } : {}),
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
@@ -482,9 +491,22 @@ export function cpuBound(node: ProcessStats, generatorSeconds: number, run: { re
   };
 }
 
+/** Fsyncs of one kind, from histogram buckets: each figure is the upper bound of the bucket it falls in. */
+export interface FsyncSummary {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** null: beyond the largest bucket. */
+  maxMs: number | null;
+  /** How many took longer than 50 ms (SPEC §10's p99 budget for a whole request). */
+  over50Ms: number;
+}
+
 interface NodeMetrics {
   /** Group commits so far: how many, their events, their seconds. */
   commits: { count: number; events: number; seconds: number };
+  /** Cumulative fsync counts per kind and bucket bound (seconds; Infinity for +Inf). */
+  fsyncBuckets: Record<FsyncKind, Map<number, number>>;
   /** Since the previous scrape (the node's histogram restarts at each). */
   eventLoopDelayMs?: { p99: number; max: number };
 }
@@ -499,7 +521,8 @@ async function scrapeNode(admin: { port: number; token: string }): Promise<NodeM
     const commits = { count: value('nexus_commit_group_events_count'), events: value('nexus_commit_group_events_sum'), seconds: value('nexus_commit_duration_seconds_sum') };
     if (!Object.values(commits).every(Number.isFinite)) return undefined;
     const delay = { p99: value('nexus_nodejs_eventloop_lag_p99_seconds') * 1000, max: value('nexus_nodejs_eventloop_lag_max_seconds') * 1000 };
-    return Object.values(delay).every(Number.isFinite) ? { commits, eventLoopDelayMs: delay } : { commits };
+    const fsyncBuckets = histogramBuckets(text, 'nexus_vault_fsync_duration_seconds', 'kind', FSYNC_KINDS);
+    return Object.values(delay).every(Number.isFinite) ? { commits, fsyncBuckets, eventLoopDelayMs: delay } : { commits, fsyncBuckets };
   } catch {
     return undefined;
   }
@@ -510,6 +533,42 @@ function commitsDelta(before: NodeMetrics | undefined, after: NodeMetrics | unde
   const count = after.commits.count - before.commits.count;
   const events = after.commits.events - before.commits.events;
   return { count, events, eventsPerCommit: events / count, msPerCommit: ((after.commits.seconds - before.commits.seconds) * 1000) / count };
+}
+
+const FSYNC_KINDS: readonly FsyncKind[] = ['commit', 'checkpoint'];
+
+/** Cumulative bucket counts of a Prometheus histogram, per value of one label. */
+export function histogramBuckets<K extends string>(text: string, name: string, label: string, values: readonly K[]): Record<K, Map<number, number>> {
+  const out = Object.fromEntries(values.map((v) => [v, new Map<number, number>()])) as Record<K, Map<number, number>>;
+  const line = new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\S+)$`, 'gm');
+  for (const [, labels, count] of text.matchAll(line)) {
+    const l = Object.fromEntries([...labels!.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const buckets = out[l[label] as K];
+    if (!buckets || l.le === undefined) continue;
+    buckets.set(l.le === '+Inf' ? Infinity : Number(l.le), Number(count));
+  }
+  return out;
+}
+
+/** What a histogram's buckets gained between two scrapes, summarised (undefined when nothing was observed). */
+export function fsyncSummary(before: Map<number, number>, after: Map<number, number>): FsyncSummary | undefined {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const upTo = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
+  const count = upTo.at(-1) ?? 0;
+  if (count <= 0) return undefined;
+  const ms = (b: number) => (b === Infinity ? null : b * 1000);
+  // The first bucket that holds the p-th share of the observations.
+  const at = (p: number) => ms(bounds[upTo.findIndex((n) => n >= p * count)]!);
+  const within50 = upTo[bounds.findIndex((b) => b >= 0.05)] ?? count;
+  return { count, p50Ms: at(0.5)!, p99Ms: at(0.99)!, maxMs: at(1), over50Ms: count - within50 };
+}
+
+function fsyncsDelta(before: NodeMetrics | undefined, after: NodeMetrics | undefined): BenchReport['fsyncs'] {
+  if (!before || !after) return undefined;
+  const commit = fsyncSummary(before.fsyncBuckets.commit, after.fsyncBuckets.commit);
+  if (!commit) return undefined;
+  const none = { count: 0, p50Ms: 0, p99Ms: 0, maxMs: 0, over50Ms: 0 };
+  return { commit, checkpoint: fsyncSummary(before.fsyncBuckets.checkpoint, after.fsyncBuckets.checkpoint) ?? none };
 }
 
 /** The profile the node wrote at shutdown, summarised. */
@@ -572,6 +631,11 @@ export function reportTable(r: BenchReport): string {
   }
   if (r.commits) {
     rows.push(['group commits during load', `${r.commits.count}: ${f(r.commits.eventsPerCommit, 1)} events and ${f(r.commits.msPerCommit, 2)} ms each (fsync included)`]);
+  }
+  if (r.fsyncs) {
+    const one = (x: FsyncSummary) => `${x.count}, p50 / p99 / max ≤ ${f(x.p50Ms, 1)} / ${f(x.p99Ms, 1)} / ${x.maxMs === null ? '∞' : f(x.maxMs, 1)} ms, ${x.over50Ms} over 50 ms`;
+    rows.push(['vault fsyncs during load: commits', one(r.fsyncs.commit)]);
+    rows.push(['  checkpoints (the next commit waits)', one(r.fsyncs.checkpoint)]);
   }
   if (r.eventLoopDelayMs) rows.push(['node event loop late by, p99 / max', `${f(r.eventLoopDelayMs.p99, 1)} / ${f(r.eventLoopDelayMs.max, 1)} ms`]);
   if (r.keptData) rows.push(['data kept for inspection', r.keptData]);

@@ -113,7 +113,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const adminToken = loadAdminToken(data);
   if (options.dev) logger.warn('dev_identity_enabled', { detail: 'X-Nexus-Dev-Identity is accepted from loopback; never run --dev in production' });
 
-  const vault = await Vault.open(data.vaultFile);
+  const metrics = new Metrics();
+  const vault = await Vault.open(data.vaultFile, { onFsync: (seconds, kind) => metrics.vaultFsyncSeconds.observe({ kind }, seconds) });
   // sr25519 (did:peaq) loads on first use; warm it now when such a device may come.
   const sig = config.sentry.signatures;
   if (sig.enabled && (sig.enrollment === 'open' || vault.devices().some((d) => d.did.startsWith('did:peaq:')))) {
@@ -152,7 +153,6 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     vault.close();
     throw e;
   }
-  const metrics = new Metrics();
   const rejections = new RejectionLog();
   const committer = new GroupCommitter(vault, {
     commitWaitMs: config.vault.commit_wait_ms,

@@ -155,7 +155,16 @@ export interface VaultOpenOptions {
   checkpointWalBytes?: number;
   /** @internal Group commits a background checkpoint waits for (CHECKPOINT_COMMITS; tests make it 1). */
   checkpointCommits?: number;
+  /**
+   * Told how long each fsync on the thread pool took, from its dispatch until
+   * the event loop saw it return, and what it made durable: a group commit or
+   * a checkpoint's database pages (the next commit waits for both). The
+   * node's latency can never be below it; a slow disk shows here first.
+   */
+  onFsync?: (seconds: number, kind: FsyncKind) => void;
 }
+
+export type FsyncKind = 'commit' | 'checkpoint';
 
 export class Vault {
   readonly file: string;
@@ -178,6 +187,7 @@ export class Vault {
   #lastEvidence: Uint8Array | undefined;
 
   readonly #fsyncAsync: (fd: number) => Promise<void>;
+  readonly #onFsync: VaultOpenOptions['onFsync'];
   readonly #checkpointWalBytes: number;
   /** The WAL that is checkpointed whatever the commit count (CHECKPOINT_WAL_CAP thresholds). */
   readonly #walCapBytes: number;
@@ -187,6 +197,7 @@ export class Vault {
 
   private constructor(file: string, db: Database, lock: PidLock, policy: Policy, options: VaultOpenOptions) {
     this.#fsyncAsync = options.fsyncAsync ?? fsyncAsync;
+    this.#onFsync = options.onFsync;
     this.#checkpointWalBytes = options.checkpointWalBytes ?? CHECKPOINT_WAL_BYTES;
     this.#walCapBytes = CHECKPOINT_WAL_CAP * this.#checkpointWalBytes;
     this.#checkpointCommits = options.checkpointCommits ?? CHECKPOINT_COMMITS;
@@ -299,7 +310,7 @@ export class Vault {
     if (wal < this.#checkpointWalBytes) return undefined;
     if (this.#commitsSinceCheckpoint < this.#checkpointCommits && wal < this.#walCapBytes) return undefined;
     this.#db.checkpointOwingSync(() => this.#checkpoint());
-    return this.syncCommitted().then(() => this.#db.paidOwed());
+    return this.syncCommitted('checkpoint').then(() => this.#db.paidOwed());
   }
 
   #checkpoint(): void {
@@ -329,14 +340,16 @@ export class Vault {
    * successful one would not report, so nothing after it may be called
    * durable, ever.
    */
-  syncCommitted(): Promise<void> {
+  syncCommitted(kind: FsyncKind = 'commit'): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     const size = this.#size;
     let mine: Promise<unknown>;
     try {
       const fds = this.#db.takeUnsynced(); // writes out what the VFS held back: may fail like a write
       this.#syncing++;
+      const started = performance.now();
       mine = Promise.all(fds.map(this.#fsyncAsync)).finally(() => this.#syncing--);
+      if (this.#onFsync && fds.length > 0) void mine.then(() => this.#onFsync!((performance.now() - started) / 1000, kind), () => {});
     } catch (e) {
       mine = Promise.reject(e);
     }
