@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { loadVectors } from './support/vectors.ts';
 import { startTestNode, type TestNode } from './support/node.ts';
-import { parseSignatureHeaders, signatureBase, contentDigest, contentDigestMember, serializeSignatureParams, signatureHeaders } from '../src/adapters/identity/rfc9421.ts';
+import { parseSignatureHeaders, parseSignatureHeadersGeneral, canonicalSignature, signatureBase, contentDigest, contentDigestMember, serializeSignatureParams, signatureHeaders } from '../src/adapters/identity/rfc9421.ts';
+import { parseDictionary, serializeDictionary } from 'structured-headers';
 import { verifyEd25519, recoverAddress, recoverKeccakSigner, ss58Decode, ss58Encode, loadSr25519, verifySr25519, generateKey, signWithKey, parseDid, ed25519Did, ethAddress, keyFromSecret, type KeyFile } from '../src/adapters/identity/keys.ts';
 import { signRequest } from '../src/cli/client.ts';
 import { sha256 } from '../src/runtime/crypto.ts';
@@ -53,6 +54,56 @@ test('RFC 9530 Content-Digest vectors: sha-256 and sha-512 members', async () =>
   assert.ok(n >= 5);
   assert.equal(contentDigestMember('sha-256=not-bytes', 'sha-256'), undefined);
   assert.equal(contentDigestMember('garbage ;;', 'sha-256'), undefined);
+});
+
+test('Signature-Input / Signature / Content-Digest: the hand reading of the canonical shape equals the library\'s on generated and mutated fields', () => {
+  const outcome = (f: () => unknown) => { try { return { ok: f() }; } catch (e) { return { error: (e as Error).message }; } };
+  const libraryDigest = (f: string) => outcome(() => { const m = parseDictionary(f).get('sha-256'); return m && m[0] instanceof ArrayBuffer ? new Uint8Array(m[0]) : undefined; }).ok;
+  // Component names and string parameters: the characters that matter to the grammar, escapes and upper case included.
+  const text = fc.oneof(
+    { weight: 4, arbitrary: fc.string({ unit: fc.constantFrom(...'ab@-_.:/ ();=,*9'), maxLength: 12 }) },
+    { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom(...'ab@-_.:/ ();=,"\\*A9'), maxLength: 12 }) },
+  );
+  const key = fc.constantFrom('sig1', 'sig-b', 'a', '*x', 'created', 'nonce', 'keyid', 'alg', 'tag', 'expires', 'other');
+  const value = fc.oneof(fc.integer({ min: -1e15 + 1, max: 1e15 - 1 }), text);
+  // Fields as the library writes them, and near-canonical ones written out by hand: integers
+  // with leading zeros, -0 or 16 digits, repeated keys, escapes, empty lists.
+  const serialised = fc.record({
+    label: key,
+    components: fc.array(text, { maxLength: 4 }),
+    params: fc.array(fc.tuple(key, value), { maxLength: 5 }),
+  }).map(({ label, components, params }) => ({ label, input: serializeDictionary(new Map([[label, [components.map((c) => [c, new Map()]), new Map(params)]]]) as Parameters<typeof serializeDictionary>[0]) }));
+  const integerText = fc.oneof(fc.integer({ min: -99999, max: 99999 }).map(String), fc.constantFrom('0', '-0', '007', '-01', '1234567890123456', '999999999999999'));
+  const stringText = fc.oneof(text.map((t) => t.replace(/["\\]/g, '')), fc.constantFrom('a\\"b', 'a\\\\b', ''));
+  const handWritten = fc.record({
+    label: key,
+    items: fc.array(stringText, { maxLength: 4 }),
+    params: fc.array(fc.tuple(key, fc.oneof(integerText, stringText.map((t) => `"${t}"`))), { maxLength: 5 }),
+  }).map(({ label, items, params }) => ({ label, input: `${label}=(${items.map((t) => `"${t}"`).join(' ')})${params.map(([k, v]) => `;${k}=${v}`).join('')}` }));
+  const field = fc.tuple(fc.oneof(serialised, handWritten), fc.uint8Array({ maxLength: 70 }))
+    .map(([{ label, input }, signature]) => ({ label, input, sig: contentDigest('sha-256', signature).replace('sha-256', label) }));
+  // Edits of one character anywhere, from an alphabet that reaches every branch of the grammar.
+  const edit = fc.tuple(fc.nat(), fc.constantFrom('', ' ', '"', ';', '=', '(', ')', ':', '0', '-', 'a', 'A', '\\', ',', '\t', '==', '\u00e9'), fc.constantFrom('insert', 'replace'));
+  const mutate = (s: string, [at, ch, how]: [number, string, string]) => { const i = at % (s.length + 1); return s.slice(0, i) + ch + s.slice(how === 'insert' ? i : i + 1); };
+  let canonical = 0;
+  const edits = (n: number) => fc.oneof({ weight: 2, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(edit, { minLength: 1, maxLength: n }) });
+  // The label asked for: none (the only one), the field's own, or any.
+  const asked = fc.oneof(fc.constant(undefined), fc.constant(true), key);
+  fc.assert(fc.property(field, edits(2), edits(1), asked, ({ label: own, input, sig }, inputEdits, sigEdits, ask) => {
+    const label = ask === true ? own : ask;
+    const i = inputEdits.reduce(mutate, input);
+    const s = sigEdits.reduce(mutate, sig);
+    if (canonicalSignature(i, s, label)) canonical++;
+    assert.deepEqual(outcome(() => parseSignatureHeaders(i, s, label)), outcome(() => parseSignatureHeadersGeneral(i, s, label)), `${i} | ${s} | ${label}`);
+    // The same bytes, mutated alike, as a Content-Digest field.
+    const d = s.replace(/^[^=]*=/, 'sha-256=');
+    assert.deepEqual(contentDigestMember(d, 'sha-256'), libraryDigest(d), d);
+  }), { numRuns: 5000 });
+  // The hand reading really served (about one pair in five is canonical).
+  assert.ok(canonical > 500, `${canonical} canonical of 5000`);
+  // And what `nexus send` writes is read by hand.
+  const h = signatureHeaders('sig1', ['@method', '@path', 'content-digest'], { created: 1796189510, nonce: 'Fw8wFU1DYzL0qZtiwFee9A', keyid: 'did:key:z6Mkpt2tb6sKxHtBbKXX3VGTeP2HKSjVTQcTeAUnxHJ5vNPd', alg: 'ed25519' }, new Uint8Array(64).fill(7));
+  assert.ok(canonicalSignature(h['signature-input'], h.signature, undefined));
 });
 
 test('RFC 8032 vectors through the ed25519 verifier (did:key)', async () => {

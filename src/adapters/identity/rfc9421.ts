@@ -5,6 +5,7 @@
  * verifier (server) and by `nexus send` (client), so both sides agree by
  * construction and the RFC's own vectors test both.
  */
+import { base64 } from '@scure/base';
 import { parseDictionary, serializeInnerList, serializeDictionary, type InnerList, type Parameters, type Item } from 'structured-headers';
 
 /** What the base needs to know about a request. */
@@ -108,6 +109,13 @@ export function serializeSignatureParams(components: readonly string[], params: 
  * `label` (or the only one when label is undefined). Throws SignatureFormatError.
  */
 export function parseSignatureHeaders(signatureInput: string, signature: string, label?: string): ParsedSignature {
+  const fast = canonicalSignature(signatureInput, signature, label);
+  if (fast) return checkedSignature(fast.label, fast.input, fast.paramsText, fast.signature);
+  return parseSignatureHeadersGeneral(signatureInput, signature, label);
+}
+
+/** @internal Any structured-field form, through the library: the reference the canonical reading is tested against. */
+export function parseSignatureHeadersGeneral(signatureInput: string, signature: string, label?: string): ParsedSignature {
   let inputs: ReturnType<typeof parseDictionary>;
   let sigs: ReturnType<typeof parseDictionary>;
   try {
@@ -122,8 +130,15 @@ export function parseSignatureHeaders(signatureInput: string, signature: string,
   const input = inputs.get(name);
   const sig = sigs.get(name);
   if (!input || !sig) throw new SignatureFormatError(`no signature labelled "${name}" in both Signature-Input and Signature`);
-  const [inner, innerParams] = input;
+  const [inner] = input;
   if (!Array.isArray(inner)) throw new SignatureFormatError('Signature-Input member must be an inner list');
+  const [sigValue] = sig;
+  if (!(sigValue instanceof ArrayBuffer)) throw new SignatureFormatError('Signature member must be a byte sequence');
+  return checkedSignature(name, input as InnerList, serializeInnerList(input as InnerList), new Uint8Array(sigValue));
+}
+
+/** The checks every signature passes, however its fields were read. */
+function checkedSignature(name: string, [inner, innerParams]: InnerList, paramsText: string, signature: Uint8Array): ParsedSignature {
   const components = (inner as Item[]).map(([value, itemParams]) => {
     if (typeof value !== 'string' || itemParams.size > 0) throw new SignatureFormatError('covered components must be plain strings without parameters');
     if (value !== value.toLowerCase()) throw new SignatureFormatError(`component names are lower case: "${value}"`);
@@ -138,9 +153,61 @@ export function parseSignatureHeaders(signatureInput: string, signature: string,
     }
     (params as Record<string, unknown>)[key] = value;
   }
-  const [sigValue] = sig;
-  if (!(sigValue instanceof ArrayBuffer)) throw new SignatureFormatError('Signature member must be a byte sequence');
-  return { label: name, components, params, paramsText: serializeInnerList([inner as Item[], innerParams]), signature: new Uint8Array(sigValue) };
+  return { label: name, components, params, paramsText, signature };
+}
+
+// The shape every signer here sends (`nexus send`, the SDKs, RFC 9421's own
+// examples): one member per field, in RFC 8941's canonical form — no optional
+// whitespace, strings without escapes, integers as they serialise, each
+// parameter once. For that shape the member's own text is its serialisation
+// (the @signature-params value). Read by hand, Signature-Input and Signature
+// take 3.7–5.1 µs against 15–23 µs for the library's general parse and
+// re-serialisation, and Content-Digest 0.6–1.0 against 1.7–2.3 µs, on the
+// main thread of every signed request. Anything else is left to the library,
+// which stays the reference: the property tests hold the two equal.
+const KEY = '[a-z*][a-z0-9_\\-.*]*';
+const PLAIN_STRING = '"([\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*)"';
+const INTEGER = '(0|-?[1-9][0-9]{0,14})';
+const CANONICAL_INPUT = new RegExp(`^(${KEY})=(\\((?:"[^"]*"(?: "[^"]*")*)?\\)((?:;${KEY}=(?:-?[0-9]+|"[^"]*"))*))$`);
+const LIST_ITEM = new RegExp(`${PLAIN_STRING}(?: |\\)$)`, 'y');
+const PARAMETER = new RegExp(`;(${KEY})=(?:${INTEGER}(?=;|$)|${PLAIN_STRING})`, 'y');
+const CANONICAL_BYTES = new RegExp(`^(${KEY})=:((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?):$`);
+
+/** @internal Both fields read by hand when each is one canonical member under the same label; undefined otherwise. */
+export function canonicalSignature(signatureInput: string, signature: string, label: string | undefined): { label: string; input: InnerList; paramsText: string; signature: Uint8Array } | undefined {
+  const input = CANONICAL_INPUT.exec(signatureInput);
+  if (!input || (label !== undefined && input[1] !== label)) return undefined;
+  const bytes = canonicalByteSequence(signature);
+  if (!bytes || bytes.key !== input[1]) return undefined;
+  const [, name, memberText, paramsText] = input as unknown as [string, string, string, string];
+  const items: Item[] = [];
+  const list = memberText.slice(0, memberText.length - paramsText.length);
+  for (let at = list === '()' ? 2 : 1; at < list.length; at = LIST_ITEM.lastIndex) {
+    LIST_ITEM.lastIndex = at;
+    const m = LIST_ITEM.exec(list);
+    if (!m) return undefined;
+    items.push([m[1]!, new Map()]);
+  }
+  const params: Parameters = new Map();
+  for (let at = 0; at < paramsText.length; at = PARAMETER.lastIndex) {
+    PARAMETER.lastIndex = at;
+    const m = PARAMETER.exec(paramsText);
+    // The last of a repeated key would win, and the text would not be the serialisation.
+    if (!m || params.has(m[1]!)) return undefined;
+    params.set(m[1]!, m[2] !== undefined ? Number(m[2]) : m[3]!);
+  }
+  return { label: name, input: [items, params], paramsText: memberText, signature: bytes.value };
+}
+
+/** A field of one canonical byte-sequence member (`key=:base64:`), read by hand; undefined for anything else. */
+function canonicalByteSequence(field: string): { key: string; value: Uint8Array } | undefined {
+  const m = CANONICAL_BYTES.exec(field);
+  if (!m) return undefined;
+  try {
+    return { key: m[1]!, value: base64.decode(m[2]!) };
+  } catch {
+    return undefined; // non-zero trailing bits: the library's atob reads them, let it
+  }
 }
 
 /** Signature-Input and Signature header values for one signature. */
@@ -160,6 +227,8 @@ export function contentDigest(algorithm: DigestAlgorithm, digest: Uint8Array): s
 
 /** The sha-256 member of a Content-Digest field, or undefined when absent or malformed. */
 export function contentDigestMember(field: string, algorithm: DigestAlgorithm): Uint8Array | undefined {
+  const fast = canonicalByteSequence(field);
+  if (fast?.key === algorithm) return fast.value;
   try {
     const member = parseDictionary(field).get(algorithm);
     if (!member || !(member[0] instanceof ArrayBuffer)) return undefined;
