@@ -1,7 +1,8 @@
 /**
  * RFC 9421 HTTP Message Signatures (request side) and RFC 9530 Content-Digest.
  * Structured fields are parsed and serialised by `structured-headers` (RFC
- * 8941/9651); this module builds the signature base from them. Shared by the
+ * 8941/9651), except the one canonical shape signers send, read by hand (see
+ * canonicalSignature); this module builds the signature base. Shared by the
  * verifier (server) and by `nexus send` (client), so both sides agree by
  * construction and the RFC's own vectors test both.
  */
