@@ -243,6 +243,9 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   // And how late its event loop ran meanwhile (its metrics' histogram, restarted by the scrape before the run).
   assert.ok(r.eventLoopDelayMs && r.eventLoopDelayMs.max >= r.eventLoopDelayMs.p99 && r.eventLoopDelayMs.p99 >= 0, JSON.stringify(r.eventLoopDelayMs));
   assert.match(run.stdout, /node event loop late by, p99 \/ max\s+[\d.]+ \/ [\d.]+ ms/);
+  // And how busy its main thread was over the run (its event-loop utilisation counter).
+  assert.ok(r.mainThreadBusy > 0 && r.mainThreadBusy <= 1, String(r.mainThreadBusy));
+  assert.match(run.stdout, /node main thread busy \(event loop\)\s+\d+% of the run/);
   // --cpu-prof: the node under test wrote its profile there, and the bench summarised it.
   assert.ok(r.profile.file.startsWith(profiles) && existsSync(r.profile.file), r.profile.file);
   assert.ok(r.profile.totalMs > 0 && r.profile.top.length > 0);
@@ -303,6 +306,17 @@ test('nexus bench: fsync figures come from the node\'s histogram, bucket bounds 
   assert.deepEqual(fsyncSummary(before.checkpoint, after.checkpoint), { count: 1, p50Ms: 10, p99Ms: 10, maxMs: 10, over50Ms: 0 });
   // Nothing observed in between: no summary.
   assert.equal(fsyncSummary(after.commit, after.commit), undefined);
+});
+
+test('metrics: the main thread\'s busy seconds count work on the event loop, not time it waits', async () => {
+  const metrics = new Metrics();
+  const active = async () => Number(/^nexus_eventloop_active_seconds_total (\S+)$/m.exec(await metrics.text())?.[1]);
+  const before = await active();
+  const until = performance.now() + 200;
+  while (performance.now() < until); // busy
+  await new Promise((r) => setTimeout(r, 300)); // idle
+  const busy = (await active()) - before;
+  assert.ok(busy >= 0.18 && busy < 0.3, `${busy} s busy of 0.2 s busy and 0.3 s idle`);
 });
 
 test('nexus bench: the machine CPU accounting (/proc/stat) counts the work of this process, and the rest is what others did', () => {

@@ -275,7 +275,7 @@ test('telemetry: every rejection is a JSON log line, a Prometheus counter by cod
   assert.match(metrics, /nexus_sentry_rejections_total\{code="UNAUTHENTICATED"\} \d+/);
   assert.match(metrics, /nexus_sentry_rejections_total\{code="JWT_AUDIENCE"\} 1/);
   assert.match(metrics, /nexus_events_booked_total \d+/);
-  for (const name of ['nexus_commit_duration_seconds_bucket', 'nexus_vault_fsync_duration_seconds_bucket', 'nexus_commit_group_events_bucket', 'nexus_checkpoint_size', 'nexus_ledger_entries', 'nexus_process_resident_memory_bytes']) assert.ok(metrics.includes(name), name);
+  for (const name of ['nexus_commit_duration_seconds_bucket', 'nexus_vault_fsync_duration_seconds_bucket', 'nexus_eventloop_active_seconds_total', 'nexus_commit_group_events_bucket', 'nexus_checkpoint_size', 'nexus_ledger_entries', 'nexus_process_resident_memory_bytes']) assert.ok(metrics.includes(name), name);
   assert.equal((await fetch(`${node.adminUrl}/metrics`)).status, 401);
   const line = node.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'sentry_rejection' && l.code === 'JWT_EXPIRED');
   assert.ok(line && line.time && line.route && line.clientIp, 'a structured log line');

@@ -103,6 +103,12 @@ export interface BenchReport {
    */
   eventLoopDelayMs?: { p99: number; max: number };
   /**
+   * The share of the measured run the node's main thread was busy (its
+   * event loop utilisation, from its metrics). The whole request path runs
+   * there: near 1, the node is at its limit whatever the cores say.
+   */
+  mainThreadBusy?: number;
+  /**
    * The vault's fsyncs during the measured run, by what they made durable
    * (its metrics' histogram: bounds, not exact values). Every answer waits
    * for a commit's fsync, and a commit for the checkpoint before it: one
@@ -424,6 +430,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const metricsAfter = await scrapeNode(admin);
   const commits = commitsDelta(metricsBefore, metricsAfter);
   const fsyncs = fsyncsDelta(metricsBefore, metricsAfter);
+  const busy = mainThreadBusy(metricsBefore, metricsAfter);
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
   const profile = profileFile ? readProfile(profileFile) : undefined;
@@ -461,6 +468,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     ...(commits ? { commits } : {}),
     ...(fsyncs ? { fsyncs } : {}),
     ...(metricsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: metricsAfter.eventLoopDelayMs } : {}),
+    ...(busy !== undefined ? { mainThreadBusy: busy } : {}),
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
@@ -507,6 +515,8 @@ interface NodeMetrics {
   commits: { count: number; events: number; seconds: number };
   /** Cumulative fsync counts per kind and bucket bound (seconds; Infinity for +Inf). */
   fsyncBuckets: Record<FsyncKind, Map<number, number>>;
+  /** The main thread's busy seconds so far, and when this scrape returned (performance.now(), ms); absent where the runtime has no figure. */
+  mainThread?: { activeSeconds: number; at: number };
   /** Since the previous scrape (the node's histogram restarts at each). */
   eventLoopDelayMs?: { p99: number; max: number };
 }
@@ -522,7 +532,12 @@ async function scrapeNode(admin: { port: number; token: string }): Promise<NodeM
     if (!Object.values(commits).every(Number.isFinite)) return undefined;
     const delay = { p99: value('nexus_nodejs_eventloop_lag_p99_seconds') * 1000, max: value('nexus_nodejs_eventloop_lag_max_seconds') * 1000 };
     const fsyncBuckets = histogramBuckets(text, 'nexus_vault_fsync_duration_seconds', 'kind', FSYNC_KINDS);
-    return Object.values(delay).every(Number.isFinite) ? { commits, fsyncBuckets, eventLoopDelayMs: delay } : { commits, fsyncBuckets };
+    const active = value('nexus_eventloop_active_seconds_total');
+    return {
+      commits, fsyncBuckets,
+      ...(Object.values(delay).every(Number.isFinite) ? { eventLoopDelayMs: delay } : {}),
+      ...(Number.isFinite(active) ? { mainThread: { activeSeconds: active, at: performance.now() } } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -533,6 +548,13 @@ function commitsDelta(before: NodeMetrics | undefined, after: NodeMetrics | unde
   const count = after.commits.count - before.commits.count;
   const events = after.commits.events - before.commits.events;
   return { count, events, eventsPerCommit: events / count, msPerCommit: ((after.commits.seconds - before.commits.seconds) * 1000) / count };
+}
+
+/** The main thread's busy share between two scrapes. */
+function mainThreadBusy(before: NodeMetrics | undefined, after: NodeMetrics | undefined): number | undefined {
+  const [a, b] = [before?.mainThread, after?.mainThread];
+  if (!a || !b || b.at <= a.at) return undefined;
+  return Math.min(1, Math.max(0, ((b.activeSeconds - a.activeSeconds) * 1000) / (b.at - a.at)));
 }
 
 const FSYNC_KINDS: readonly FsyncKind[] = ['commit', 'checkpoint'];
@@ -637,6 +659,7 @@ export function reportTable(r: BenchReport): string {
     rows.push(['vault fsyncs during load: commits', one(r.fsyncs.commit)]);
     rows.push(['  checkpoints (the next commit waits)', one(r.fsyncs.checkpoint)]);
   }
+  if (r.mainThreadBusy !== undefined) rows.push(['node main thread busy (event loop)', `${f(r.mainThreadBusy * 100)}% of the run`]);
   if (r.eventLoopDelayMs) rows.push(['node event loop late by, p99 / max', `${f(r.eventLoopDelayMs.p99, 1)} / ${f(r.eventLoopDelayMs.max, 1)} ms`]);
   if (r.keptData) rows.push(['data kept for inspection', r.keptData]);
   if (r.ceiling) {

@@ -17,7 +17,21 @@ export class Metrics {
   readonly ledgerEntries = new client.Gauge({ name: 'nexus_ledger_entries', help: 'Entries in the ledger', registers: [this.registry] });
 
   constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics ?? true) client.collectDefaultMetrics({ register: this.registry, prefix: 'nexus_' });
+    if (!(options.processMetrics ?? true)) return;
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'nexus_' });
+    // The whole request path runs on the main thread: how busy it is, more than the
+    // cores, says how close the node is to its limit (Node's event loop utilisation).
+    const elu = (performance as { eventLoopUtilization?: () => { active: number } }).eventLoopUtilization?.bind(performance);
+    if (!elu) return;
+    let counted = 0;
+    new client.Counter({
+      name: 'nexus_eventloop_active_seconds_total', help: 'Time the main thread (the event loop) spent busy', registers: [this.registry],
+      collect() {
+        const active = elu().active / 1000;
+        this.inc(active - counted);
+        counted = active;
+      },
+    });
   }
 
   text(): Promise<string> {
