@@ -157,7 +157,8 @@ export interface VaultOpenOptions {
   checkpointCommits?: number;
   /**
    * Told how long each fsync on the thread pool took, from its dispatch until
-   * the event loop saw it return, and what it made durable: a group commit or
+   * the event loop saw it return (a wait for a free pool thread and the
+   * event loop's lateness included), and what it made durable: a group commit or
    * a checkpoint's database pages (the next commit waits for both). The
    * node's latency can never be below it; a slow disk shows here first.
    */
