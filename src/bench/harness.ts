@@ -368,7 +368,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     const trials: NonNullable<BenchReport['crashTrials']> = [];
     let offset = 0;
     // Every trial's sending adds up: the report covers the whole campaign, as its acknowledged and booked counts do.
-    const all = { seconds: 0, latencies: [] as number[], errors: {} as Record<string, number>, sent: 0, cpu: null as { total: number; user: number; system: number } | null, peakRssMb: null as number | null };
+    const all = { seconds: 0, latencies: [] as number[], errors: {} as Record<string, number>, sent: 0, cpu: null as { user: number; system: number } | null, peakRssMb: null as number | null };
     for (let trial = 0; trial < o.crashTrials; trial++) {
       const node = await startNode(o, dir);
       const url = `http://127.0.0.1:${node.port}`;
@@ -389,9 +389,9 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
       for (const l of run.latencies) all.latencies.push(l);
       for (const [code, n] of Object.entries(run.errors)) all.errors[code] = (all.errors[code] ?? 0) + n;
       kill();
-      if (killed!.cpuSeconds !== null) {
-        const sum = all.cpu ?? { total: 0, user: 0, system: 0 };
-        all.cpu = { total: sum.total + killed!.cpuSeconds, user: sum.user + killed!.userSeconds!, system: sum.system + killed!.systemSeconds! };
+      if (killed!.userSeconds != null && killed!.systemSeconds != null) {
+        const sum = all.cpu ?? { user: 0, system: 0 };
+        all.cpu = { user: sum.user + killed!.userSeconds, system: sum.system + killed!.systemSeconds };
       }
       if (killed!.peakRssMb !== null) all.peakRssMb = Math.max(all.peakRssMb ?? 0, killed!.peakRssMb);
       await new Promise((r) => (node.proc.exitCode !== null || node.proc.signalCode ? r(null) : node.proc.once('exit', r)));
@@ -405,7 +405,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
       ...base, eventsSent: all.sent, eventsAcknowledged: acks.size, eventsBooked: final.booked, lost: final.lost, doubled: final.doubled, corruption: final.corruption,
       seconds: all.seconds, eventsPerSecond: Number.NaN, requestsPerSecond: Number.NaN, latencyMs: latency(all.latencies), errors: all.errors,
       // Summed over the trials' nodes (start-up included), and the largest peak.
-      node: all.cpu ? { cpuSeconds: round2(all.cpu.total), userSeconds: round2(all.cpu.user), systemSeconds: round2(all.cpu.system), peakRssMb: all.peakRssMb } : { cpuSeconds: null, peakRssMb: all.peakRssMb },
+      node: all.cpu ? { cpuSeconds: round2(all.cpu.user + all.cpu.system), userSeconds: round2(all.cpu.user), systemSeconds: round2(all.cpu.system), peakRssMb: all.peakRssMb } : { cpuSeconds: null, peakRssMb: all.peakRssMb },
       crashTrials: trials,
     };
   }
