@@ -48,10 +48,10 @@ const PARAM_TYPES: Record<string, 'number' | 'string'> = { created: 'number', ex
 
 /**
  * The value of one derived or field component (RFC 9421 §2.1, §2.2). `url`
- * gives the target URI parsed (signatureBase parses it once, and only when a
- * derived component needs it).
+ * gives the target URI parsed, once, and only when a derived component needs
+ * it (signatureBase's).
  */
-export function componentValue(name: string, msg: MessageView, url: () => URL = () => new URL(msg.url)): string {
+function componentValue(name: string, msg: MessageView, url: () => URL): string {
   switch (name) {
     case '@method':
       return msg.method.toUpperCase();
