@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { startTestNode, devPost, devGet, checkpointNow, type TestNode } from './support/node.ts';
+import { metricValue } from '../src/telemetry/metrics.ts';
 
 let node: TestNode;
 before(async () => {
@@ -321,7 +322,7 @@ test('a failed fsync: that write and every later one get 503 STORAGE_UNAVAILABLE
 test('commit wait: a write waits for one whose body is still arriving and they share a commit; one rejected on its way releases it', async (t) => {
   const own = await startTestNode({ configure: (c) => (c.vault.commit_wait_ms = 5_000) });
   t.after(() => own.cleanup());
-  const commits = async () => Number(/^nexus_commit_group_events_count (\S+)$/m.exec(await (await fetch(`${own.adminUrl}/metrics`, { headers: { authorization: `Bearer ${readFileSync(own.data.tokenFile, 'utf8').trim()}` } })).text())?.[1]);
+  const commits = async () => metricValue(await (await fetch(`${own.adminUrl}/metrics`, { headers: { authorization: `Bearer ${readFileSync(own.data.tokenFile, 'utf8').trim()}` } })).text(), 'nexus_commit_group_events_count');
   /** A POST whose headers go now and whose body goes only when `send` is called. */
   const slowPost = (name: string) => {
     const req = httpRequest(`${own.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-nexus-dev-identity': name, 'content-length': '14' } });

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { cpuBound, fsyncSummary, histogramBuckets, machineTimes } from '../src/bench/harness.ts';
-import { Metrics } from '../src/telemetry/metrics.ts';
+import { cpuBound, fsyncSummary, machineTimes } from '../src/bench/harness.ts';
+import { Metrics, histogramBuckets, metricValue } from '../src/telemetry/metrics.ts';
 
 test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
   const tmp = tempDir();
@@ -310,7 +310,7 @@ test('nexus bench: fsync figures come from the node\'s histogram, bucket bounds 
 
 test('metrics: the main thread\'s busy seconds count work on the event loop, not time it waits', async () => {
   const metrics = new Metrics();
-  const active = async () => Number(/^nexus_eventloop_active_seconds_total (\S+)$/m.exec(await metrics.text())?.[1]);
+  const active = async () => metricValue(await metrics.text(), 'nexus_eventloop_active_seconds_total');
   const before = await active();
   const until = performance.now() + 200;
   while (performance.now() < until); // busy

@@ -18,6 +18,7 @@ import { fs, os, path, tmpDir } from '../runtime/fs.ts';
 import { spawn, type ChildProcess } from '../runtime/process.ts';
 import { percentile } from './load.ts';
 import { summariseProfile, type CpuProfile, type ProfileSummary } from './profile.ts';
+import { histogramBuckets, metricValue } from '../telemetry/metrics.ts';
 
 export interface BenchOptions {
   /** Command that runs this program (node + script, or the single executable). */
@@ -527,7 +528,7 @@ async function scrapeNode(admin: { port: number; token: string }): Promise<NodeM
     const res = await fetch(`http://127.0.0.1:${admin.port}/metrics`, { headers: { authorization: `Bearer ${admin.token}` } });
     if (!res.ok) return undefined;
     const text = await res.text();
-    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const value = (name: string) => metricValue(text, name);
     const commits = { count: value('nexus_commit_group_events_count'), events: value('nexus_commit_group_events_sum'), seconds: value('nexus_commit_duration_seconds_sum') };
     if (!Object.values(commits).every(Number.isFinite)) return undefined;
     const delay = { p99: value('nexus_nodejs_eventloop_lag_p99_seconds') * 1000, max: value('nexus_nodejs_eventloop_lag_max_seconds') * 1000 };
@@ -558,19 +559,6 @@ function mainThreadBusy(before: NodeMetrics | undefined, after: NodeMetrics | un
 }
 
 const FSYNC_KINDS: readonly FsyncKind[] = ['commit', 'checkpoint'];
-
-/** Cumulative bucket counts of a Prometheus histogram, per value of one label. */
-export function histogramBuckets<K extends string>(text: string, name: string, label: string, values: readonly K[]): Record<K, Map<number, number>> {
-  const out = Object.fromEntries(values.map((v) => [v, new Map<number, number>()])) as Record<K, Map<number, number>>;
-  const line = new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\S+)$`, 'gm');
-  for (const [, labels, count] of text.matchAll(line)) {
-    const l = Object.fromEntries([...labels!.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
-    const buckets = out[l[label] as K];
-    if (!buckets || l.le === undefined) continue;
-    buckets.set(l.le === '+Inf' ? Infinity : Number(l.le), Number(count));
-  }
-  return out;
-}
 
 /** What a histogram's buckets gained between two scrapes, summarised (undefined when nothing was observed). */
 export function fsyncSummary(before: Map<number, number>, after: Map<number, number>): FsyncSummary | undefined {

@@ -42,3 +42,21 @@ export class Metrics {
     return this.registry.contentType;
   }
 }
+
+/** One unlabelled sample's value in Prometheus text (what /metrics serves); NaN when absent. */
+export function metricValue(text: string, name: string): number {
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+}
+
+/** Cumulative bucket counts of a Prometheus histogram in its text, per value of one label. */
+export function histogramBuckets<K extends string>(text: string, name: string, label: string, values: readonly K[]): Record<K, Map<number, number>> {
+  const out = Object.fromEntries(values.map((v) => [v, new Map<number, number>()])) as Record<K, Map<number, number>>;
+  const line = new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\S+)$`, 'gm');
+  for (const [, labels, count] of text.matchAll(line)) {
+    const l = Object.fromEntries([...labels!.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const buckets = out[l[label] as K];
+    if (!buckets || l.le === undefined) continue;
+    buckets.set(l.le === '+Inf' ? Infinity : Number(l.le), Number(count));
+  }
+  return out;
+}
