@@ -4,14 +4,17 @@
  */
 import client from 'prom-client';
 
+/** Seconds, from half a millisecond to a second: commit and fsync latencies. */
+const SECONDS_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1];
+
 export class Metrics {
   readonly registry = new client.Registry();
   readonly rejections = new client.Counter({ name: 'nexus_sentry_rejections_total', help: 'Requests rejected by the Sentry, by code', labelNames: ['code'] as const, registers: [this.registry] });
   readonly eventsBooked = new client.Counter({ name: 'nexus_events_booked_total', help: 'Ledger entries committed', registers: [this.registry] });
   readonly batchEvents = new client.Histogram({ name: 'nexus_commit_group_events', help: 'Entries per group commit', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 8192], registers: [this.registry] });
-  readonly commitSeconds = new client.Histogram({ name: 'nexus_commit_duration_seconds', help: 'Group commit time, transaction and fsync included', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1], registers: [this.registry] });
+  readonly commitSeconds = new client.Histogram({ name: 'nexus_commit_duration_seconds', help: 'Group commit time, transaction and fsync included', buckets: SECONDS_BUCKETS, registers: [this.registry] });
   // etcd's wal_fsync_duration_seconds, for the vault: every answer waits for one.
-  readonly vaultFsyncSeconds = new client.Histogram({ name: 'nexus_vault_fsync_duration_seconds', help: 'Vault fsyncs on the thread pool, dispatch to return (a wait for a free pool thread included), by what they made durable (commit: a group of events; checkpoint: WAL pages copied into the database)', labelNames: ['kind'] as const, buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry] });
+  readonly vaultFsyncSeconds = new client.Histogram({ name: 'nexus_vault_fsync_duration_seconds', help: 'Vault fsyncs on the thread pool, dispatch to return (a wait for a free pool thread included), by what they made durable (commit: a group of events; checkpoint: WAL pages copied into the database)', labelNames: ['kind'] as const, buckets: [...SECONDS_BUCKETS, 2.5], registers: [this.registry] });
   readonly checkpointSize = new client.Gauge({ name: 'nexus_checkpoint_size', help: 'Tree size of the latest signed checkpoint', registers: [this.registry] });
   readonly anchorReceipts = new client.Gauge({ name: 'nexus_anchor_receipts', help: 'Anchor receipts by chain and state', labelNames: ['chain', 'state'] as const, registers: [this.registry] });
   readonly ledgerEntries = new client.Gauge({ name: 'nexus_ledger_entries', help: 'Entries in the ledger', registers: [this.registry] });
