@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { cpuBound, fsyncSummary, machineTimes } from '../src/bench/harness.ts';
+import { cpuBound, fsyncSummary, latencyTail, machineTimes } from '../src/bench/harness.ts';
 import { Metrics, histogramBuckets, metricValue } from '../src/telemetry/metrics.ts';
 
 test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
@@ -266,6 +266,12 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.equal(r.doubled, 0);
   assert.deepEqual(r.corruption, []);
   assert.ok(r.eventsPerSecond > 0 && r.latencyMs.p99 >= r.latencyMs.p50);
+  // The slow answers, by the second they were sent in: consistent with the percentiles.
+  const tail = r.latencyTail;
+  assert.ok(tail.seconds >= 1 && tail.seconds <= Math.ceil(r.seconds) && tail.secondsWithSlow <= tail.seconds && tail.slow <= 100 && tail.worstSeconds.length <= 3, JSON.stringify(tail));
+  assert.ok(tail.worstSeconds.every((w: { atS: number; slow: number; requests: number }) => w.atS < r.seconds && w.slow <= w.requests), JSON.stringify(tail));
+  assert.equal(tail.slow > 0, r.latencyMs.max > 50, JSON.stringify({ tail, latency: r.latencyMs }));
+  assert.match(run.stdout, /answers over 50 ms(?:, by second sent)?\s+(?:none|\d+, in \d+ of \d+ seconds; most in \d+ s \(\d+ of \d+, max \d+ ms\))/);
   assert.match(run.stdout, /lost \/ doubled\s+0 \/ 0/);
   // The same requests went to the bare Hono app: every one answered, a ratio reported.
   assert.ok(r.ceiling.requestsPerSecond > 0 && r.ceiling.latencyMs.p50 > 0, JSON.stringify(r.ceiling));
@@ -306,6 +312,22 @@ test('nexus bench: fsync figures come from the node\'s histogram, bucket bounds 
   assert.deepEqual(fsyncSummary(before.checkpoint, after.checkpoint), { count: 1, p50Ms: 10, p99Ms: 10, maxMs: 10, over50Ms: 0 });
   // Nothing observed in between: no summary.
   assert.equal(fsyncSummary(after.commit, after.commit), undefined);
+});
+
+test('nexus bench: slow answers are counted by the second they were sent in, the worst seconds first', () => {
+  // Second 0: 10 answers, 2 slow; second 1: 10, none slow (50 ms exactly is not over); second 2: 5, all slow.
+  const sent = [...Array.from({ length: 10 }, (_, i) => i * 99.99), ...Array.from({ length: 10 }, (_, i) => 1000 + i * 50), ...Array.from({ length: 5 }, (_, i) => 2000 + i)];
+  const lat = [...[60, 51, 1, 2, 3, 4, 5, 6, 7, 8], ...Array(10).fill(50), ...[70, 300, 80, 90, 55]];
+  assert.deepEqual(latencyTail(sent, lat), {
+    slowMs: 50, slow: 7, seconds: 3, secondsWithSlow: 2,
+    worstSeconds: [{ atS: 2, requests: 5, slow: 5, maxMs: 300 }, { atS: 0, requests: 10, slow: 2, maxMs: 60 }],
+  });
+  // Ties in slow answers: the slower second first; the list is cut at `worst`. A second
+  // that answered nothing (a stall) is still a second of the run.
+  const tie = latencyTail([0, 1000, 3000], [70, 90, 80], 50, 2);
+  assert.deepEqual(tie.worstSeconds.map((w) => w.atS), [1, 3]);
+  assert.equal(tie.seconds, 4);
+  assert.deepEqual(latencyTail([], []), { slowMs: 50, slow: 0, seconds: 0, secondsWithSlow: 0, worstSeconds: [] });
 });
 
 test('metrics: the main thread\'s busy seconds count work on the event loop, not time it waits', async () => {

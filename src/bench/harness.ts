@@ -65,6 +65,13 @@ export interface BenchReport {
   eventsPerSecond: number;
   requestsPerSecond: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /**
+   * Where the measured run's slow answers (over 50 ms, SPEC §10's p99 bound)
+   * came from, by the second they were sent in. Spread over most seconds,
+   * they are requests queueing on a busy node; packed into a few, they are
+   * stalls (a long fsync, a burst of arrivals) and the queue each left.
+   */
+  latencyTail?: LatencyTail;
   errors: Record<string, number>;
   /** CPU of the node during the load (user + system, thread pool included) and its peak RSS. */
   node: { cpuSeconds: number | null; userSeconds?: number | null; systemSeconds?: number | null; peakRssMb: number | null };
@@ -124,6 +131,20 @@ export interface BenchReport {
   ceiling?: { requestsPerSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; ratio: number; cpuSeconds: number | null; loadGeneratorCpuSeconds: number };
 }
 
+/** Answers slower than this count as slow in latencyTail: SPEC §10's p99 bound at 2,000 requests/s. */
+const SLOW_MS = 50;
+
+export interface LatencyTail {
+  slowMs: number;
+  /** Answers slower than slowMs. */
+  slow: number;
+  /** Seconds the run sent in (a second of a stall that answered nothing counts too), and those with a slow answer. */
+  seconds: number;
+  secondsWithSlow: number;
+  /** The seconds with the most slow answers: when (seconds into the run), how many answers, how many slow, the slowest. */
+  worstSeconds: Array<{ atS: number; requests: number; slow: number; maxMs: number }>;
+}
+
 export interface Prepared {
   body: Uint8Array;
   headers: Record<string, string>;
@@ -180,6 +201,8 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
   const { stopAfterMs } = options;
   const pool = options.pool ?? connect(url, o);
   const latencies: number[] = [];
+  /** When each request in `latencies` was sent, ms into the run. */
+  const sentAtMs: number[] = [];
   const errors: Record<string, number> = {};
   let next = 0;
   let sent = 0;
@@ -195,6 +218,7 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
       const text = await res.body.text();
       if (res.statusCode === 201 || res.statusCode === 200) {
         latencies.push(performance.now() - t);
+        sentAtMs.push(t - start);
         const j = JSON.parse(text) as Ack & { ref: string; receipts?: Array<Ack & { ref: string }> };
         for (const rc of j.receipts ?? [j]) acks.set(rc.ref, { seq: rc.seq, amount: rc.amount, leaf: rc.leaf });
         acked += j.receipts?.length ?? 1;
@@ -231,7 +255,7 @@ async function drive(url: string, reqs: Prepared[], o: BenchOptions, acks: Map<s
   }
   const seconds = (performance.now() - start) / 1000;
   if (!options.pool) await pool.close().catch(() => {});
-  return { seconds, latencies, errors, sent, acked, requests: latencies.length };
+  return { seconds, latencies, sentAtMs, errors, sent, acked, requests: latencies.length };
 }
 
 /** Sends `o.warmup` requests (refs from `offset` on) the way the run will; returns them for the ceiling. */
@@ -611,7 +635,39 @@ function measured(warm: { requests: Prepared[]; sent: number }, run: Awaited<Ret
     ...(warm.requests.length > 0 ? { warmupRequests: warm.requests.length } : {}),
     eventsSent: warm.sent + run.sent, eventsAcknowledged: acks.size,
     seconds: run.seconds, eventsPerSecond: run.acked / run.seconds, requestsPerSecond: run.requests / run.seconds,
-    latencyMs: latency(run.latencies), errors: run.errors,
+    latencyMs: latency(run.latencies), latencyTail: latencyTail(run.sentAtMs, run.latencies), errors: run.errors,
+  };
+}
+
+/**
+ * The answers slower than `slowMs`, by the second of the run they were sent
+ * in: how many of the run's seconds had any, and the worst seconds (most
+ * slow answers first). @internal Exported for the tests.
+ */
+export function latencyTail(sentAtMs: readonly number[], latencies: readonly number[], slowMs = SLOW_MS, worst = 3): LatencyTail {
+  const perSecond = new Map<number, { requests: number; slow: number; max: number }>();
+  let slow = 0;
+  let last = -1;
+  for (let i = 0; i < latencies.length; i++) {
+    const at = Math.floor(sentAtMs[i]! / 1000);
+    last = Math.max(last, at);
+    const s = perSecond.get(at) ?? { requests: 0, slow: 0, max: 0 };
+    s.requests++;
+    s.max = Math.max(s.max, latencies[i]!);
+    if (latencies[i]! > slowMs) {
+      s.slow++;
+      slow++;
+    }
+    perSecond.set(at, s);
+  }
+  const seconds = [...perSecond].filter(([, s]) => s.slow > 0);
+  seconds.sort(([a, x], [b, y]) => y.slow - x.slow || y.max - x.max || a - b);
+  return {
+    slowMs,
+    slow,
+    seconds: last + 1,
+    secondsWithSlow: seconds.length,
+    worstSeconds: seconds.slice(0, worst).map(([at, s]) => ({ atS: at, requests: s.requests, slow: s.slow, maxMs: s.max })),
   };
 }
 
@@ -619,6 +675,12 @@ function measured(warm: { requests: Prepared[]; sent: number }, run: Awaited<Ret
 function latency(values: readonly number[]) {
   const sorted = [...values].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
+}
+
+function tailRow(t: LatencyTail): [string, string] {
+  if (t.slow === 0) return [`answers over ${t.slowMs} ms`, 'none'];
+  const worst = t.worstSeconds.map((w) => `${w.atS} s (${w.slow} of ${w.requests}, max ${w.maxMs.toFixed(0)} ms)`).join(', ');
+  return [`answers over ${t.slowMs} ms, by second sent`, `${t.slow}, in ${t.secondsWithSlow} of ${t.seconds} seconds; most in ${worst}`];
 }
 
 export function reportTable(r: BenchReport): string {
@@ -630,6 +692,7 @@ export function reportTable(r: BenchReport): string {
     ['corruption (nexus verify)', r.corruption === null ? '—' : r.corruption.length ? r.corruption[0]! : 'none'],
     ['throughput', `${f(r.eventsPerSecond)} events/s, ${f(r.requestsPerSecond)} requests/s over ${f(r.seconds, 1)} s`],
     ['latency p50 / p90 / p99 / max', `${f(r.latencyMs.p50, 2)} / ${f(r.latencyMs.p90, 2)} / ${f(r.latencyMs.p99, 2)} / ${f(r.latencyMs.max, 2)} ms`],
+    ...(r.latencyTail ? [tailRow(r.latencyTail)] : []),
     [r.crashTrials ? 'node CPU (start to kill, all trials) / peak RSS' : 'node CPU during load / peak RSS', `${f(r.node.cpuSeconds, 1)} s (user ${f(r.node.userSeconds ?? null, 1)}, system ${f(r.node.systemSeconds ?? null, 1)}) / ${f(r.node.peakRssMb, 0)} MB`],
     ['load generator CPU during load', r.loadGeneratorCpuSeconds === undefined ? '—' : `${f(r.loadGeneratorCpuSeconds, 1)} s`],
     ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
