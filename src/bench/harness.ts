@@ -440,8 +440,16 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const url = `http://127.0.0.1:${node.port}`;
   const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
   const pool = connect(url, o);
-  const warm = await warmUp(url, keys, reqs.length, o, acks, pool);
   const admin = { port: node.adminPort, token: fs.readFileSync(d.tokenFile, 'utf8').trim() };
+  // The first scrape of a node's life (and this process's first fetch) is a
+  // one-off cost: the node's first /metrics took 10 ms against 2 ms after,
+  // this process's first fetch 34 ms against 8. Made right before the run,
+  // its wake was the run's worst second at 2,000 req/s in 7 of 7 runs (up to
+  // ~1,200 answers over 50 ms); made before the warm-up, it stays out of the
+  // measured run (3 alternating pairs on a quiet disk: p99 26.9 / 32.2 /
+  // 30.3 ms without, 12.2 / 7.2 / 17.0 ms with).
+  await scrapeNode(admin);
+  const warm = await warmUp(url, keys, reqs.length, o, acks, pool);
   // This scrape also restarts the node's event-loop delay histogram: the one after covers the run.
   const metricsBefore = await scrapeNode(admin);
   const statsBefore = processStats(node.proc.pid!);
