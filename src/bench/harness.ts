@@ -131,8 +131,16 @@ export interface BenchReport {
   ceiling?: { requestsPerSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; ratio: number; cpuSeconds: number | null; loadGeneratorCpuSeconds: number };
 }
 
-/** Answers slower than this count as slow in latencyTail: SPEC §10's p99 bound at 2,000 requests/s. */
-const SLOW_MS = 50;
+/** SPEC §10's targets on a 2-core machine, load generator included: what every bench's ratios are taken against. */
+export const SPEC_TARGETS = {
+  /** Signed single-event requests per second, durable. */
+  singleRequestsPerSecond: 5_000,
+  /** Events per second in signed batches of 100. */
+  batchEventsPerSecond: 50_000,
+  /** p99 at 2,000 requests/s offered: answers and fsyncs slower than this count as slow in the reports. */
+  p99Ms: 50,
+} as const;
+const SLOW_MS = SPEC_TARGETS.p99Ms;
 
 export interface LatencyTail {
   slowMs: number;
@@ -539,7 +547,7 @@ export interface FsyncSummary {
   p99Ms: number;
   /** null: beyond the largest bucket. */
   maxMs: number | null;
-  /** How many took longer than 50 ms (SPEC §10's p99 budget for a whole request). */
+  /** How many took longer than SPEC §10's p99 budget for a whole request (50 ms). */
   over50Ms: number;
 }
 
@@ -601,7 +609,7 @@ export function fsyncSummary(before: Map<number, number>, after: Map<number, num
   const ms = (b: number) => (b === Infinity ? null : b * 1000);
   // The first bucket that holds the p-th share of the observations.
   const at = (p: number) => ms(bounds[upTo.findIndex((n) => n >= p * count)]!);
-  const within50 = upTo[bounds.findIndex((b) => b >= 0.05)] ?? count;
+  const within50 = upTo[bounds.findIndex((b) => b >= SLOW_MS / 1000)] ?? count;
   return { count, p50Ms: at(0.5)!, p99Ms: at(0.99)!, maxMs: at(1), over50Ms: count - within50 };
 }
 
@@ -714,7 +722,7 @@ export function reportTable(r: BenchReport): string {
     rows.push(['group commits during load', `${r.commits.count}: ${f(r.commits.eventsPerCommit, 1)} events and ${f(r.commits.msPerCommit, 2)} ms each (fsync included)`]);
   }
   if (r.fsyncs) {
-    const one = (x: FsyncSummary) => `${x.count}, p50 / p99 / max ≤ ${f(x.p50Ms, 1)} / ${f(x.p99Ms, 1)} / ${x.maxMs === null ? '∞' : f(x.maxMs, 1)} ms, ${x.over50Ms} over 50 ms`;
+    const one = (x: FsyncSummary) => `${x.count}, p50 / p99 / max ≤ ${f(x.p50Ms, 1)} / ${f(x.p99Ms, 1)} / ${x.maxMs === null ? '∞' : f(x.maxMs, 1)} ms, ${x.over50Ms} over ${SLOW_MS} ms`;
     rows.push(['vault fsyncs during load: commits', one(r.fsyncs.commit)]);
     rows.push(['  checkpoints (the next commit waits)', one(r.fsyncs.checkpoint)]);
   }
