@@ -17,10 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Vault } from '../src/vault/vault.ts';
-import { TransparencyLog } from '../src/log/log.ts';
-import { GroupCommitter } from '../src/vault/group-commit.ts';
 import { NodeFsVFS } from '../src/vault/node-vfs.ts';
+import { openVaultAlone } from './support/vault-alone.ts';
 
 const { values } = parseArgs({
   options: {
@@ -55,11 +53,8 @@ count('jWrite', ([, data]) => {
 });
 
 const dir = mkdtempSync(join(tmpdir(), 'nexus-commit-bench-'));
-const vault = await Vault.open(join(dir, 'vault.db'));
+const { vault, committer, close } = await openVaultAlone(dir);
 for (const p of values.pragma) vault.database.exec(`PRAGMA ${p}`);
-const log = new TransparencyLog(vault, 'bench.example/log', { name: 'bench.example/log', publicKey: new Uint8Array(32), sign: () => new Uint8Array(64) });
-log.open();
-const committer = new GroupCommitter(vault, { integrate: (leaves, n) => log.tree.integrate(leaves, n) });
 const subjects = Array.from({ length: Number(values.subjects) }, (_, i) => `did:key:z6Mk${randomBytes(30).toString('base64url')}${i}`);
 
 // Every submission is made before the clock starts: the run measures the vault, not their making.
@@ -121,6 +116,5 @@ if (values.json) {
   console.log(`  per group (2nd half): ${perGroup(io.writes)} writes, ${(io.bytes / half / 1024).toFixed(1)} KiB, ${perGroup(io.reads)} reads, ${(io.syncs / half).toFixed(2)} checkpoint fsyncs`);
   console.log(`  vault ${(statSync(join(dir, 'vault.db')).size / 1e6).toFixed(1)} MB for ${vault.size} entries`);
 }
-await committer.close();
-vault.close();
+await close();
 rmSync(dir, { recursive: true });

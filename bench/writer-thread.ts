@@ -32,26 +32,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { TransparencyLog } from '../src/log/log.ts';
-import { GroupCommitter, type Outcome, type Submission } from '../src/vault/group-commit.ts';
-import { Vault } from '../src/vault/vault.ts';
+import type { Outcome, Submission } from '../src/vault/group-commit.ts';
 import { SPEC_TARGETS, machineCores } from '../src/bench/harness.ts';
-
-/** The real vault, Merkle tree and committer on a fresh file (a throwaway signer: checkpoints are not cut here). */
-async function openCommitter(dir: string) {
-  const vault = await Vault.open(join(dir, 'vault.db'));
-  const log = new TransparencyLog(vault, 'bench.example/log', { name: 'bench.example/log', publicKey: new Uint8Array(32), sign: () => new Uint8Array(64) });
-  log.open();
-  const committer = new GroupCommitter(vault, { integrate: (leaves, n) => log.tree.integrate(leaves, n) });
-  return {
-    committer,
-    vault,
-    async close() {
-      await committer.close();
-      vault.close();
-    },
-  };
-}
+import { openVaultAlone } from './support/vault-alone.ts';
 
 type ToWriter = { id: number; submission: Submission } | { close: true };
 type FromWriter = { id: number; outcome?: Outcome; error?: string } | { closed: true; busyMs: number; booked: number };
@@ -59,7 +42,7 @@ type FromWriter = { id: number; outcome?: Outcome; error?: string } | { closed: 
 if (!isMainThread) {
   // The writer thread: books what it is sent, answers with the outcome.
   const port = parentPort!;
-  const { committer, vault, close } = await openCommitter(workerData.dir as string);
+  const { committer, vault, close } = await openVaultAlone(workerData.dir as string);
   const elu0 = performance.eventLoopUtilization();
   port.on('message', (m: ToWriter) => {
     if ('close' in m) {
@@ -141,7 +124,7 @@ async function main(): Promise<void> {
       let finish: () => Promise<{ writerMs?: number; booked: number }>;
       let died: Promise<never> = new Promise(() => {});
       if (mode === 'inline') {
-        const w = await openCommitter(dir);
+        const w = await openVaultAlone(dir);
         submit = (s) => w.committer.submit(s);
         finish = async () => {
           const booked = w.vault.size;
