@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
@@ -295,6 +297,30 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(c.node.cpuSeconds > 0 && c.node.peakRssMb > 10 && c.node.peakRssMb < 1000, JSON.stringify(c.node));
   const l = c.latencyMs;
   assert.ok(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max, `percentiles of all trials in order: ${JSON.stringify(l)}`);
+});
+
+test('nexus bench: a run whose requests were refused fails, naming what refused them', async (t) => {
+  // A node that refuses every request answers fast: those figures must not pass for a measurement.
+  let seen = 0;
+  const refusing = createServer((req, res) => {
+    seen++;
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(401, { 'content-type': 'application/problem+json' });
+      res.end(JSON.stringify({ status: 401, code: 'DEVICE_NOT_ENROLLED' }));
+    });
+  });
+  await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+  t.after(() => refusing.close());
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const report = join(tmp.dir, 'r.json');
+  const run = await runCli(['bench', '--url', `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`, '--events', '20', '--concurrency', '2', '--devices', '1', '--report', report]);
+  assert.equal(run.code, 1, run.stdout + run.stderr);
+  assert.equal(seen, 20);
+  assert.match(run.stderr, /nexus bench: 20 request\(s\) failed \(DEVICE_NOT_ENROLLED 20\)/);
+  // The report is still written: it is how the operator sees what happened.
+  assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')).errors, { DEVICE_NOT_ENROLLED: 20 });
 });
 
 test('nexus bench: fsync figures come from the node\'s histogram, bucket bounds between two scrapes', async () => {

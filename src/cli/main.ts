@@ -474,7 +474,12 @@ const commands: Record<string, Command> = {
       writeFileDurable(path.resolve(file), `${JSON.stringify(report, null, 2)}\n`, 0o644);
       stdoutLine(`report: ${file}`);
       const clean = report.lost !== null ? report.lost === 0 && report.doubled === 0 && report.corruption!.length === 0 : true;
-      return clean ? 0 : 1;
+      // A request refused or unanswered means the figures are not those of a
+      // healthy node (a run of 401s is fast). Under --crash-trials they are
+      // expected: the node is killed mid-load on purpose.
+      const failed = report.crashTrials ? 0 : Object.values(report.errors).reduce((n, k) => n + k, 0);
+      if (failed > 0) stderrLine(`nexus bench: ${failed} request(s) failed (${Object.entries(report.errors).map(([code, n]) => `${code} ${n}`).join(', ')}): these figures are not a healthy node's`);
+      return clean && failed === 0 ? 0 : 1;
     },
   },
   anchor: {
