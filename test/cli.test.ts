@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { cpuBound, fsyncSummary, latencyTail, machineTimes } from '../src/bench/harness.ts';
+import { cpuBound, fsyncSummary, latencyTail, machineTimes, mainThreadTimes, threadSchedTimes } from '../src/bench/harness.ts';
 import { Metrics, histogramBuckets, metricValue } from '../src/telemetry/metrics.ts';
 
 test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
@@ -248,6 +248,11 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   // And how busy its main thread was over the run (its event-loop utilisation counter).
   assert.ok(r.mainThreadBusy > 0 && r.mainThreadBusy <= 1, String(r.mainThreadBusy));
   assert.match(run.stdout, /node main thread busy \(event loop\)\s+\d+% of the run/);
+  // Where that main thread was (Linux schedstat): on a core or waiting for one, within the run's wall time.
+  const m = r.mainThread;
+  assert.ok(m.onCore > 0 && m.waitingForCore >= 0 && m.onCore + m.waitingForCore <= 1.01 && m.msPerRequest > 0, JSON.stringify(m));
+  assert.equal(m.boundRequestsPerSecond, 1000 / m.msPerRequest);
+  assert.match(run.stdout, /  on a core \/ waiting for one\s+\d+% \/ \d+% of the run; [\d.]+ ms on a core per request: it allows at most \d+ requests\/s/);
   // --cpu-prof: the node under test wrote its profile there, and the bench summarised it.
   assert.ok(r.profile.file.startsWith(profiles) && existsSync(r.profile.file), r.profile.file);
   assert.ok(r.profile.totalMs > 0 && r.profile.top.length > 0);
@@ -365,6 +370,27 @@ test('metrics: the main thread\'s busy seconds count work on the event loop, not
   await new Promise((r) => setTimeout(r, 300)); // idle
   const busy = (await active()) - before;
   assert.ok(busy >= 0.18 && busy < 0.3, `${busy} s busy of 0.2 s busy and 0.3 s idle`);
+});
+
+test('nexus bench: a thread\'s time on a core (schedstat) counts its own work; shares are of the wall time between samples', () => {
+  const before = { at: performance.now(), times: threadSchedTimes(process.pid) };
+  assert.ok(before.times, '/proc/<pid>/task/<tid>/schedstat is readable');
+  const own = process.cpuUsage();
+  const until = performance.now() + 300;
+  let spin = 0;
+  while (performance.now() < until) spin++;
+  const after = { at: performance.now(), times: threadSchedTimes(process.pid) };
+  const ownSeconds = (() => { const u = process.cpuUsage(own); return (u.user + u.system) / 1e6; })();
+  // This spin ran on the main thread: its time on a core is (nearly) all of this process's CPU meanwhile.
+  const onCore = after.times!.onCore - before.times!.onCore;
+  assert.ok(onCore >= ownSeconds - 0.02 && onCore <= ownSeconds + 0.02, `on a core ${onCore} s, process CPU ${ownSeconds} s (${spin})`);
+  assert.ok(after.times!.waiting >= before.times!.waiting);
+  // The arithmetic, on made-up samples: 2 s of wall time, 1.5 s on a core, 0.25 s waiting, 3000 requests.
+  const m = mainThreadTimes({ at: 1000, times: { onCore: 10, waiting: 1 } }, { at: 3000, times: { onCore: 11.5, waiting: 1.25 } }, 3000)!;
+  assert.deepEqual(m, { onCore: 0.75, waitingForCore: 0.125, msPerRequest: 0.5, boundRequestsPerSecond: 2000 });
+  // Nothing to say without both samples or without requests.
+  assert.equal(mainThreadTimes({ at: 0, times: undefined }, { at: 1000, times: { onCore: 1, waiting: 0 } }, 10), undefined);
+  assert.equal(mainThreadTimes({ at: 0, times: { onCore: 0, waiting: 0 } }, { at: 1000, times: { onCore: 1, waiting: 0 } }, 0), undefined);
 });
 
 test('nexus bench: the machine CPU accounting (/proc/stat) counts the work of this process, and the rest is what others did', () => {

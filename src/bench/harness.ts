@@ -117,6 +117,15 @@ export interface BenchReport {
    */
   mainThreadBusy?: number;
   /**
+   * Where the node's main thread was during the measured run (Linux
+   * schedstat): on a core, or runnable and waiting for one — shares of the
+   * run — and its CPU per request. Busy but often waiting, the machine's
+   * cores are the bound (the node's thread pool, its GC helpers and the load
+   * generator hold them meanwhile); on a core nearly all the run, the node's
+   * own serial work is, and `boundRequestsPerSecond` is what it allows.
+   */
+  mainThread?: { onCore: number; waitingForCore: number; msPerRequest: number; boundRequestsPerSecond: number };
+  /**
    * The vault's fsyncs during the measured run, by what they made durable
    * (its metrics' histogram: bounds, not exact values). Every answer waits
    * for a commit's fsync, and a commit for the checkpoint before it: one
@@ -324,6 +333,33 @@ export function machineTimes(): { busy: number; steal: number } | undefined {
   }
 }
 
+/**
+ * Linux: seconds a thread (the main one by default) has spent on a core and
+ * runnable but waiting for one, from /proc/<pid>/task/<tid>/schedstat (ns);
+ * undefined elsewhere.
+ */
+export function threadSchedTimes(pid: number, tid = pid): { onCore: number; waiting: number } | undefined {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    if (!Number.isFinite(run) || !Number.isFinite(wait)) return undefined;
+    return { onCore: run! / 1e9, waiting: wait! / 1e9 };
+  } catch {
+    return undefined;
+  }
+}
+
+type SchedSample = { at: number; times: ReturnType<typeof threadSchedTimes> };
+
+/** The main thread's shares of the wall time between two samples, and its CPU per request of the run. */
+export function mainThreadTimes(before: SchedSample, after: SchedSample, requests: number): BenchReport['mainThread'] {
+  const [a, b] = [before.times, after.times];
+  const seconds = (after.at - before.at) / 1000;
+  if (!a || !b || seconds <= 0 || requests === 0) return undefined;
+  const share = (x: number) => Math.min(1, Math.max(0, x / seconds));
+  const msPerRequest = ((b.onCore - a.onCore) * 1000) / requests;
+  return { onCore: share(b.onCore - a.onCore), waitingForCore: share(b.waiting - a.waiting), msPerRequest, boundRequestsPerSecond: 1000 / msPerRequest };
+}
+
 /** Seconds to 0.01, as the reports give them. */
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
@@ -463,7 +499,9 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const statsBefore = processStats(node.proc.pid!);
   const cpuBefore = process.cpuUsage();
   const machineBefore = machineTimes();
+  const schedBefore = { at: performance.now(), times: threadSchedTimes(node.proc.pid!) };
   const run = await drive(url, reqs, o, acks, { pool });
+  const schedAfter = { at: performance.now(), times: threadSchedTimes(node.proc.pid!) };
   const cpu = process.cpuUsage(cpuBefore);
   const machineAfter = machineTimes();
   await pool.close().catch(() => {});
@@ -510,6 +548,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     ...(fsyncs ? { fsyncs } : {}),
     ...(metricsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: metricsAfter.eventLoopDelayMs } : {}),
     ...(busy !== undefined ? { mainThreadBusy: busy } : {}),
+    ...((m) => (m ? { mainThread: m } : {}))(mainThreadTimes(schedBefore, schedAfter, run.requests)),
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
@@ -727,6 +766,10 @@ export function reportTable(r: BenchReport): string {
     rows.push(['  checkpoints (the next commit waits)', one(r.fsyncs.checkpoint)]);
   }
   if (r.mainThreadBusy !== undefined) rows.push(['node main thread busy (event loop)', `${f(r.mainThreadBusy * 100)}% of the run`]);
+  if (r.mainThread) {
+    const m = r.mainThread;
+    rows.push(['  on a core / waiting for one', `${f(m.onCore * 100)}% / ${f(m.waitingForCore * 100)}% of the run; ${f(m.msPerRequest, 3)} ms on a core per request: it allows at most ${f(m.boundRequestsPerSecond)} requests/s`]);
+  }
   if (r.eventLoopDelayMs) rows.push(['node event loop late by, p99 / max', `${f(r.eventLoopDelayMs.p99, 1)} / ${f(r.eventLoopDelayMs.max, 1)} ms`]);
   if (r.keptData) rows.push(['data kept for inspection', r.keptData]);
   if (r.ceiling) {
