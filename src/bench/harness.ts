@@ -510,6 +510,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const commits = commitsDelta(metricsBefore, metricsAfter);
   const fsyncs = fsyncsDelta(metricsBefore, metricsAfter);
   const busy = mainThreadBusy(metricsBefore, metricsAfter);
+  const mainThread = mainThreadTimes(schedBefore, schedAfter, run.requests);
   node.proc.kill('SIGTERM');
   await new Promise((r) => node.proc.once('exit', r));
   const profile = profileFile ? readProfile(profileFile) : undefined;
@@ -548,7 +549,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     ...(fsyncs ? { fsyncs } : {}),
     ...(metricsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: metricsAfter.eventLoopDelayMs } : {}),
     ...(busy !== undefined ? { mainThreadBusy: busy } : {}),
-    ...((m) => (m ? { mainThread: m } : {}))(mainThreadTimes(schedBefore, schedAfter, run.requests)),
+    ...(mainThread ? { mainThread } : {}),
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
