@@ -334,13 +334,13 @@ export function machineTimes(): { busy: number; steal: number } | undefined {
 }
 
 /**
- * Linux: seconds a thread (the main one by default) has spent on a core and
- * runnable but waiting for one, from /proc/<pid>/task/<tid>/schedstat (ns);
+ * Linux: seconds a process's main thread has spent on a core and runnable
+ * but waiting for one, from /proc/<pid>/task/<pid>/schedstat (ns);
  * undefined elsewhere.
  */
-export function threadSchedTimes(pid: number, tid = pid): { onCore: number; waiting: number } | undefined {
+export function threadSchedTimes(pid: number): { onCore: number; waiting: number } | undefined {
   try {
-    const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
     if (!Number.isFinite(run) || !Number.isFinite(wait)) return undefined;
     return { onCore: run! / 1e9, waiting: wait! / 1e9 };
   } catch {
@@ -355,10 +355,12 @@ export function mainThreadTimes(before: SchedSample, after: SchedSample, request
   const [a, b] = [before.times, after.times];
   const seconds = (after.at - before.at) / 1000;
   if (!a || !b || seconds <= 0 || requests === 0) return undefined;
-  const share = (x: number) => Math.min(1, Math.max(0, x / seconds));
   const msPerRequest = ((b.onCore - a.onCore) * 1000) / requests;
-  return { onCore: share(b.onCore - a.onCore), waitingForCore: share(b.waiting - a.waiting), msPerRequest, boundRequestsPerSecond: 1000 / msPerRequest };
+  return { onCore: shareOf(b.onCore - a.onCore, seconds), waitingForCore: shareOf(b.waiting - a.waiting, seconds), msPerRequest, boundRequestsPerSecond: 1000 / msPerRequest };
 }
+
+/** `part` of `whole` (both seconds) as a share from 0 to 1: samples taken a moment apart can stray past either end. */
+const shareOf = (part: number, whole: number) => Math.min(1, Math.max(0, part / whole));
 
 /** Seconds to 0.01, as the reports give them. */
 const round2 = (x: number) => Math.round(x * 100) / 100;
@@ -635,7 +637,7 @@ function commitsDelta(before: NodeMetrics | undefined, after: NodeMetrics | unde
 function mainThreadBusy(before: NodeMetrics | undefined, after: NodeMetrics | undefined): number | undefined {
   const [a, b] = [before?.mainThread, after?.mainThread];
   if (!a || !b || b.at <= a.at) return undefined;
-  return Math.min(1, Math.max(0, ((b.activeSeconds - a.activeSeconds) * 1000) / (b.at - a.at)));
+  return shareOf(b.activeSeconds - a.activeSeconds, (b.at - a.at) / 1000);
 }
 
 const FSYNC_KINDS: readonly FsyncKind[] = ['commit', 'checkpoint'];
