@@ -247,9 +247,52 @@ test('verify: a clean vault passes; a tampered amount, a deleted row, a forged c
 
   const node = await setup();
   t.after(node.cleanup);
-  await tamper(node.file, `UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 3`);
+  await tamper(node.file, `UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 4 AND idx = 1`);
   const r4 = await auditFile(node);
-  assert.match(r4.first!, /tree node \(level 2, index 3\)/);
+  assert.match(r4.first!, /tree node \(level 4, index 1\)/);
+});
+
+test('interior nodes are stored from level 4 up, the ones below hashed from their leaves; a v5 vault sheds its lower nodes and its proofs still verify', async (t) => {
+  const tl = await openTestLog();
+  t.after(tl.cleanup);
+  // Uneven batches: integrating meets old left siblings at every level, stored or not.
+  for (const n of [5, 13, 1, 21]) await tl.book(n);
+  tl.log.cut();
+  const leaves = Array.from({ length: 40 }, (_, i) => tl.vault.entry(i)!.leaf);
+  const nodesOf = (db: { prepare: Vault['database']['prepare'] }) => {
+    const s = db.prepare('SELECT level, idx, hash FROM tree_nodes ORDER BY level, idx');
+    const rows = s.all((r) => `${r.int(0)}:${r.int(1)}:${hex(r.blob(2))}`);
+    s.finalize();
+    return rows;
+  };
+  // Every complete node of level L ≥ 4 over 40 leaves, and nothing else.
+  const expected = (fromLevel: number) => {
+    const out: string[] = [];
+    for (let level = fromLevel; 2 ** level <= 40; level++) {
+      const w = 2 ** level;
+      for (let i = 0; (i + 1) * w <= 40; i++) out.push(`${level}:${i}:${hex(refRoot(leaves.slice(i * w, (i + 1) * w)))}`);
+    }
+    return out;
+  };
+  assert.deepEqual(nodesOf(tl.vault.database), expected(4));
+  await tl.close();
+
+  // What v5 wrote: levels 1–3 too.
+  const lower = expected(1).filter((r) => Number(r.split(':')[0]) < 4).map((r) => {
+    const [level, idx, h] = r.split(':');
+    return `(${level}, ${idx}, x'${h}')`;
+  });
+  await tamper(tl.file, `INSERT INTO tree_nodes (level, idx, hash) VALUES ${lower.join(', ')}; PRAGMA user_version = 5`);
+  const again = await openTestLog({ dir: tl.dir, signer: tl.signer });
+  t.after(again.cleanup);
+  assert.deepEqual(nodesOf(again.vault.database), expected(4));
+  const root = refRoot(leaves);
+  for (let m = 0; m < 40; m++) assert.ok(verifyInclusion(m, 40, leaves[m]!, again.log.tree.inclusionProof(m, 40), root), `leaf ${m}`);
+  for (let k = 1; k < 40; k++) assert.ok(verifyConsistency(k, 40, refRoot(leaves.slice(0, k)), root, again.log.tree.consistencyProof(k, 40)), `${k} -> 40`);
+  // A node below level 4 over leaves that are not there yet is missing, not made up.
+  assert.throws(() => again.log.tree.node(3, 5), /tree node \(3, 5\) is missing/);
+  await again.close();
+  assert.deepEqual((await auditFile(tl)).problems, []);
 });
 
 test('the audit folds the root of every checkpoint size into its one pass over the leaves: each is the reference root of that prefix', () => {

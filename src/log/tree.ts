@@ -1,17 +1,28 @@
 /**
  * The RFC 6962 tree over the ledger, stored so that a proof costs O(log n)
- * reads: every complete interior node (level, index) is a row of tree_nodes,
- * leaves are the entries' leaf hashes. New nodes are built by the WASM hot
- * path (SIMD pair hashing) inside the same transaction that commits the leaves,
- * and `repair()` integrates any leaves a crash left behind.
+ * reads: every complete interior node (level, index) from STORED_FROM_LEVEL up
+ * is a row of tree_nodes, leaves are the entries' leaf hashes, and a node in
+ * between is hashed from its leaves (at most 8, one range read) when a proof
+ * needs it. New nodes are built by the WASM hot path (SIMD pair hashing)
+ * inside the same transaction that commits the leaves, and `repair()`
+ * integrates any leaves a crash left behind.
  */
-import { hashPairs } from '../hotpath/hotpath.ts';
+import { hashPairs, merkleRoot } from '../hotpath/hotpath.ts';
 import { sha256 } from '../runtime/crypto.ts';
 import { equalBytes } from '../runtime/encoding.ts';
 import type { Database, Statement } from '../vault/sqlite.ts';
 import type { Vault } from '../vault/vault.ts';
 
 const EMPTY_ROOT = sha256(new Uint8Array(0));
+
+/**
+ * The lowest level of interior nodes kept in tree_nodes. Levels 1–3 were 7 of
+ * every 8 rows, each inserted into the B-tree as its group commits: ~2 µs of
+ * the event loop per booked event (bench/commit.ts --group 8 --batch 100, 6
+ * alternating pairs), for nodes a proof can rebuild from 8 leaves it reads in
+ * one step. Changing it needs a migration (vault.ts, 6).
+ */
+export const STORED_FROM_LEVEL = 4;
 
 /** Largest power of two strictly below n (n ≥ 2). */
 function splitPoint(n: number): number {
@@ -69,7 +80,9 @@ export class MerkleTree {
       }
       pairs.set(nodes.subarray(0, (2 * pEnd - start) * 32), offset);
       const parents = hashPairs(pairs, pEnd - pStart);
-      for (let i = 0; i < pEnd - pStart; i++) this.#nodePut.run(level + 1, pStart + i, parents.subarray(i * 32, i * 32 + 32));
+      if (level + 1 >= STORED_FROM_LEVEL) {
+        for (let i = 0; i < pEnd - pStart; i++) this.#nodePut.run(level + 1, pStart + i, parents.subarray(i * 32, i * 32 + 32));
+      }
       nodes = parents;
       start = pStart;
       level++;
@@ -94,9 +107,15 @@ export class MerkleTree {
     return behind;
   }
 
-  /** A complete node: level 0 is a leaf. */
+  /** A complete node: level 0 is a leaf; below STORED_FROM_LEVEL, the root of its leaves. */
   node(level: number, index: number): Uint8Array {
-    const hash = level === 0 ? this.#leafGet.get((s) => s.blob(0), index) : this.#nodeGet.get((s) => s.blob(0), level, index);
+    let hash: Uint8Array | undefined;
+    if (level === 0) hash = this.#leafGet.get((s) => s.blob(0), index);
+    else if (level >= STORED_FROM_LEVEL) hash = this.#nodeGet.get((s) => s.blob(0), level, index);
+    else {
+      const width = 2 ** level;
+      if ((index + 1) * width <= this.#vault.size) hash = merkleRoot(this.#vault.leaves(index * width, (index + 1) * width), width);
+    }
     if (!hash) throw new Error(`tree node (${level}, ${index}) is missing`);
     return hash;
   }
@@ -176,8 +195,8 @@ export class MerkleTree {
   /**
    * The offline audit's recomputation: every complete node over the first
    * `count` leaves, level by level. Each node complete within the first
-   * `storedSize` leaves is compared with the stored one (the first mismatch
-   * is returned), and the root of every size in `sizes` (each ≤ count) is
+   * `storedSize` leaves, from STORED_FROM_LEVEL up, is compared with the
+   * stored one (the first mismatch is returned), and the root of every size in `sizes` (each ≤ count) is
    * folded on the way. A size's root is its perfect subtrees, one per set bit,
    * hashed together right to left — the order the levels come in — so C
    * checkpoints cost one pass plus C·log n hashes, not C passes over the
@@ -223,7 +242,7 @@ export class MerkleTree {
       if (n < 2) break;
       const half = Math.floor(n / 2);
       const parents = hashPairs(nodes, half);
-      if (!bad) {
+      if (!bad && level + 1 >= STORED_FROM_LEVEL) {
         const checked = Math.min(half, Math.floor(storedSize / (scale * 2)));
         for (let i = 0; i < checked; i++) {
           const s = stored(level + 1, i);

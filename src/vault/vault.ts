@@ -20,7 +20,7 @@ import { parseCanonicalEntry, type LedgerEntry } from '../brain/entry.ts';
 import { Database, type Statement } from './sqlite.ts';
 import { acquirePidLock, type PidLock } from './pid-lock.ts';
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** The WAL growth that triggers a checkpoint: SQLite's default of 1000 frames of 4 KiB pages. */
 const CHECKPOINT_WAL_BYTES = 1000 * (4096 + 24);
@@ -95,6 +95,10 @@ export const MIGRATIONS: readonly string[] = [
    INSERT OR IGNORE INTO nonces_v5 (expires, key) SELECT expires, key FROM nonces;
    DROP TABLE nonces;
    ALTER TABLE nonces_v5 RENAME TO nonces;`,
+  // 6: interior nodes of levels 1–3 are no longer stored; the tree hashes
+  // them from their leaves when a proof needs one (STORED_FROM_LEVEL in
+  // log/tree.ts). They were 7 of every 8 rows.
+  `DELETE FROM tree_nodes WHERE level < 4;`,
 ];
 
 /** appendEntries met a (subject, ref) that is booked already. */
