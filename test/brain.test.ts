@@ -7,6 +7,8 @@ import { parsePolicy, formatPolicy, DEFAULT_POLICY } from '../src/brain/policy.t
 import { canonicalEntry, parseCanonicalEntry, type LedgerEntry } from '../src/brain/entry.ts';
 import { splitBatch } from '../src/brain/split.ts';
 import { refSplit } from './support/reference.ts';
+import { receiptOf } from '../src/vault/group-commit.ts';
+import { receiptJson, receiptsJson } from '../src/server/receipt-json.ts';
 
 test('amounts: decimal strings 1..2^64-1 and safe JSON integers only', () => {
   assert.equal(parseAmount('1'), 1n);
@@ -82,6 +84,20 @@ test('canonical entry bytes equal RFC 8785 (the canonicalize package) for random
     assert.equal(ours, canonicalize(plain));
     assert.deepEqual(parseCanonicalEntry(ours), { ...e, split: { ...e.split } });
   }), { numRuns: 500 });
+});
+
+test('receipts are spelt as JSON.stringify spells {...receipt, checkpointed}, one or a batch', () => {
+  const leafArb = fc.uint8Array({ minLength: 32, maxLength: 32 });
+  fc.assert(fc.property(fc.array(fc.tuple(entryArb, leafArb), { maxLength: 8 }), fc.maxSafeNat(), (rows, covered) => {
+    const receipts = rows.map(([e, leaf]) => receiptOf(e, leaf));
+    const plain = receipts.map((r) => ({ ...r, checkpointed: r.seq < covered }));
+    plain.forEach((p, i) => assert.equal(receiptJson(receipts[i]!, p.checkpointed), JSON.stringify(p)));
+    assert.equal(receiptsJson(receipts, covered), JSON.stringify({ receipts: plain }));
+    // At the boundary: a checkpoint covering exactly up to one of them.
+    for (const { seq } of receipts) {
+      assert.equal(receiptsJson(receipts, seq), JSON.stringify({ receipts: receipts.map((r) => ({ ...r, checkpointed: r.seq < seq })) }));
+    }
+  }), { numRuns: 300 });
 });
 
 test('parseCanonicalEntry rejects non-canonical text', () => {

@@ -8,6 +8,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { GroupCommitter, StorageError, receiptOf, type Arrival, type Outcome } from '../vault/group-commit.ts';
+import { receiptJson, receiptsJson } from './receipt-json.ts';
 import type { StoredEntry, Vault } from '../vault/vault.ts';
 import { SplitInvariantError } from '../brain/split.ts';
 import { formatPolicy } from '../brain/policy.ts';
@@ -257,8 +258,9 @@ export function createApp(appOptions: AppOptions): Hono<Env> {
     const status = outcome.kind === 'booked' ? 201 : 200;
     // A fresh booking is never covered yet; a replayed one may be by now.
     const covered = options.log.latest()?.size ?? 0;
-    const receipts = outcome.receipts.map((r) => ({ ...r, checkpointed: r.seq < covered }));
-    return batch ? c.json({ receipts }, status) : c.json(receipts[0]!, status);
+    const first = outcome.receipts[0]!;
+    const body = batch ? receiptsJson(outcome.receipts, covered) : receiptJson(first, first.seq < covered);
+    return c.body(body, status, { 'content-type': 'application/json' });
   });
 
   const readGuard: MiddlewareHandler<Env> = async (c, next) => {
