@@ -35,7 +35,6 @@ export class MerkleTree {
   readonly #vault: Vault;
   readonly #nodeGet: Statement;
   readonly #nodePut: Statement;
-  readonly #leafGet: Statement;
   readonly #sizeSet: Statement;
   #size: number;
 
@@ -44,7 +43,6 @@ export class MerkleTree {
     const db: Database = vault.database;
     this.#nodeGet = db.prepare('SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?');
     this.#nodePut = db.prepare('INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)');
-    this.#leafGet = db.prepare('SELECT leaf FROM entries WHERE seq = ?');
     this.#sizeSet = db.prepare("UPDATE meta SET value = ? WHERE key = 'tree_size'");
     this.#size = Number(vault.meta('tree_size') ?? '0');
   }
@@ -110,11 +108,13 @@ export class MerkleTree {
   /** A complete node: level 0 is a leaf; below STORED_FROM_LEVEL, the root of its leaves. */
   node(level: number, index: number): Uint8Array {
     let hash: Uint8Array | undefined;
-    if (level === 0) hash = this.#leafGet.get((s) => s.blob(0), index);
-    else if (level >= STORED_FROM_LEVEL) hash = this.#nodeGet.get((s) => s.blob(0), level, index);
+    if (level >= STORED_FROM_LEVEL) hash = this.#nodeGet.get((s) => s.blob(0), level, index);
     else {
       const width = 2 ** level;
-      if ((index + 1) * width <= this.#vault.size) hash = merkleRoot(this.#vault.leaves(index * width, (index + 1) * width), width);
+      if ((index + 1) * width <= this.#vault.size) {
+        const leaves = this.#vault.leaves(index * width, (index + 1) * width);
+        hash = level === 0 ? leaves : merkleRoot(leaves, width);
+      }
     }
     if (!hash) throw new Error(`tree node (${level}, ${index}) is missing`);
     return hash;
@@ -196,8 +196,8 @@ export class MerkleTree {
    * The offline audit's recomputation: every complete node over the first
    * `count` leaves, level by level. Each node complete within the first
    * `storedSize` leaves, from STORED_FROM_LEVEL up, is compared with the
-   * stored one (the first mismatch is returned), and the root of every size in `sizes` (each ≤ count) is
-   * folded on the way. A size's root is its perfect subtrees, one per set bit,
+   * stored one (the first mismatch is returned), and the root of every size
+   * in `sizes` (each ≤ count) is folded on the way. A size's root is its perfect subtrees, one per set bit,
    * hashed together right to left — the order the levels come in — so C
    * checkpoints cost one pass plus C·log n hashes, not C passes over the
    * leaves (quadratic for a node that cuts a checkpoint every second).
