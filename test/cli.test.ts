@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { cpuBound, fsyncSummary, latencyTail, machineTimes, mainThreadTimes, threadSchedTimes } from '../src/bench/harness.ts';
+import { cpuBound, durationSummary, latencyTail, machineTimes, mainThreadTimes, threadSchedTimes } from '../src/bench/harness.ts';
 import { Metrics, histogramBuckets, metricValue } from '../src/telemetry/metrics.ts';
 
 test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
@@ -242,6 +242,11 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   const syncs = r.fsyncs.commit;
   assert.ok(syncs.count >= r.commits.count && syncs.p50Ms > 0 && syncs.p50Ms <= syncs.p99Ms && (syncs.maxMs === null || syncs.p99Ms <= syncs.maxMs) && syncs.over50Ms <= syncs.count, JSON.stringify(r.fsyncs));
   assert.match(run.stdout, /vault fsyncs during load: commits\s+\d+, p50 \/ p99 \/ max ≤ [\d.]+ \/ [\d.]+ \/ (?:[\d.]+|∞) ms, \d+ over 50 ms/);
+  // Its GC pauses meanwhile (a run this short may have none), bounds in order.
+  const gc = r.gcPauses;
+  assert.ok(gc && gc.count >= 0 && gc.over50Ms <= gc.count, JSON.stringify(gc));
+  if (gc.count > 0) assert.ok(gc.p50Ms > 0 && gc.p50Ms <= gc.p99Ms && (gc.maxMs === null || gc.p99Ms <= gc.maxMs), JSON.stringify(gc));
+  assert.match(run.stdout, /node GC pauses during load\s+\d+, p50 \/ p99 \/ max ≤ [\d.]+ \/ [\d.]+ \/ (?:[\d.]+|∞) ms, \d+ over 50 ms/);
   // And how late its event loop ran meanwhile (its metrics' histogram, restarted by the scrape before the run).
   assert.ok(r.eventLoopDelayMs && r.eventLoopDelayMs.max >= r.eventLoopDelayMs.p99 && r.eventLoopDelayMs.p99 >= 0, JSON.stringify(r.eventLoopDelayMs));
   assert.match(run.stdout, /node event loop late by, p99 \/ max\s+[\d.]+ \/ [\d.]+ ms/);
@@ -339,10 +344,26 @@ test('nexus bench: fsync figures come from the node\'s histogram, bucket bounds 
   const after = await scrape();
   assert.equal(after.commit.get(Infinity), 102);
   // 100 during the run: half within 0.5 ms, the 99th in the 50–100 ms bucket, one beyond the last (2.5 s).
-  assert.deepEqual(fsyncSummary(before.commit, after.commit), { count: 100, p50Ms: 0.5, p99Ms: 100, maxMs: null, over50Ms: 2 });
-  assert.deepEqual(fsyncSummary(before.checkpoint, after.checkpoint), { count: 1, p50Ms: 10, p99Ms: 10, maxMs: 10, over50Ms: 0 });
+  assert.deepEqual(durationSummary(before.commit, after.commit), { count: 100, p50Ms: 0.5, p99Ms: 100, maxMs: null, over50Ms: 2 });
+  assert.deepEqual(durationSummary(before.checkpoint, after.checkpoint), { count: 1, p50Ms: 10, p99Ms: 10, maxMs: 10, over50Ms: 0 });
   // Nothing observed in between: no summary.
-  assert.equal(fsyncSummary(after.commit, after.commit), undefined);
+  assert.equal(durationSummary(after.commit, after.commit), undefined);
+});
+
+test('nexus bench: the node\'s GC pauses are counted in the same buckets as its fsyncs', async () => {
+  const metrics = new Metrics();
+  const gcBuckets = async () => histogramBuckets(await metrics.text(), 'nexus_nodejs_gc_duration_seconds', 'kind', ['minor'] as const).minor;
+  // Young garbage until a scavenge has been observed (perf_hooks reports GCs asynchronously).
+  let keep: unknown[] = [];
+  for (let i = 0; i < 200 && ((await gcBuckets()).get(Infinity) ?? 0) === 0; i++) {
+    keep = Array.from({ length: 50_000 }, (_, k) => ({ k }));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(keep.length > 0);
+  const gc = await gcBuckets();
+  assert.ok((gc.get(Infinity) ?? 0) > 0, 'a scavenge was observed');
+  // The fsyncs' bounds (prom-client's own for GC stop at 1, 10 and 100 ms, too coarse to tell a 20 ms pause from 90).
+  assert.deepEqual([...gc.keys()], [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, Infinity]);
 });
 
 test('nexus bench: slow answers are counted by the second they were sent in, the worst seconds first', () => {

@@ -131,7 +131,14 @@ export interface BenchReport {
    * for a commit's fsync, and a commit for the checkpoint before it: one
    * slow fsync holds every request that arrives meanwhile.
    */
-  fsyncs?: Record<FsyncKind, FsyncSummary>;
+  fsyncs?: Record<FsyncKind, DurationSummary>;
+  /**
+   * The node's GC pauses on its main thread during the measured run (its
+   * metrics' histogram, every kind together: bounds). Beside the fsyncs they
+   * say what stalled a slow second: a pause holds every request, a commit's
+   * fsync every answer of its group and of the group behind it.
+   */
+  gcPauses?: DurationSummary;
   /** `--cpu-prof`: the node's profile and where its time went. */
   profile?: ProfileSummary & { file: string };
   /** Set when the bench made its own data directory and kept it: something was lost, doubled or corrupt. */
@@ -511,6 +518,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const metricsAfter = await scrapeNode(admin);
   const commits = commitsDelta(metricsBefore, metricsAfter);
   const fsyncs = fsyncsDelta(metricsBefore, metricsAfter);
+  const gcPauses = gcPausesDelta(metricsBefore, metricsAfter);
   const busy = mainThreadBusy(metricsBefore, metricsAfter);
   const mainThread = mainThreadTimes(schedBefore, schedAfter, run.requests);
   node.proc.kill('SIGTERM');
@@ -549,6 +557,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     ...cpuBound(stats, cpuSecondsOf(cpu), run, machineBefore && machineAfter && { busy: machineAfter.busy - machineBefore.busy, steal: machineAfter.steal - machineBefore.steal }),
     ...(commits ? { commits } : {}),
     ...(fsyncs ? { fsyncs } : {}),
+    ...(gcPauses ? { gcPauses } : {}),
     ...(metricsAfter?.eventLoopDelayMs ? { eventLoopDelayMs: metricsAfter.eventLoopDelayMs } : {}),
     ...(busy !== undefined ? { mainThreadBusy: busy } : {}),
     ...(mainThread ? { mainThread } : {}),
@@ -582,8 +591,8 @@ export function cpuBound(node: ProcessStats, generatorSeconds: number, run: { re
   };
 }
 
-/** Fsyncs of one kind, from histogram buckets: each figure is the upper bound of the bucket it falls in. */
-export interface FsyncSummary {
+/** Durations of one kind (fsyncs, GC pauses), from histogram buckets: each figure is the upper bound of the bucket it falls in. */
+export interface DurationSummary {
   count: number;
   p50Ms: number;
   p99Ms: number;
@@ -598,6 +607,8 @@ interface NodeMetrics {
   commits: { count: number; events: number; seconds: number };
   /** Cumulative fsync counts per kind and bucket bound (seconds; Infinity for +Inf). */
   fsyncBuckets: Record<FsyncKind, Map<number, number>>;
+  /** Cumulative GC pause counts per bucket bound, every kind of collection summed. */
+  gcBuckets: Map<number, number>;
   /** The main thread's busy seconds so far, and when this scrape returned (performance.now(), ms); absent where the runtime has no figure. */
   mainThread?: { activeSeconds: number; at: number };
   /** Since the previous scrape (the node's histogram restarts at each). */
@@ -615,9 +626,13 @@ async function scrapeNode(admin: { port: number; token: string }): Promise<NodeM
     if (!Object.values(commits).every(Number.isFinite)) return undefined;
     const delay = { p99: value('nexus_nodejs_eventloop_lag_p99_seconds') * 1000, max: value('nexus_nodejs_eventloop_lag_max_seconds') * 1000 };
     const fsyncBuckets = histogramBuckets(text, 'nexus_vault_fsync_duration_seconds', 'kind', FSYNC_KINDS);
+    const gcBuckets = new Map<number, number>();
+    for (const kind of Object.values(histogramBuckets(text, 'nexus_nodejs_gc_duration_seconds', 'kind', GC_KINDS))) {
+      for (const [bound, n] of kind) gcBuckets.set(bound, (gcBuckets.get(bound) ?? 0) + n);
+    }
     const active = value('nexus_eventloop_active_seconds_total');
     return {
-      commits, fsyncBuckets,
+      commits, fsyncBuckets, gcBuckets,
       ...(Object.values(delay).every(Number.isFinite) ? { eventLoopDelayMs: delay } : {}),
       ...(Number.isFinite(active) ? { mainThread: { activeSeconds: active, at: performance.now() } } : {}),
     };
@@ -641,9 +656,11 @@ function mainThreadBusy(before: NodeMetrics | undefined, after: NodeMetrics | un
 }
 
 const FSYNC_KINDS: readonly FsyncKind[] = ['commit', 'checkpoint'];
+/** Node's kinds of GC (perf_hooks), as prom-client labels its histogram. */
+const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb'] as const;
 
 /** What a histogram's buckets gained between two scrapes, summarised (undefined when nothing was observed). */
-export function fsyncSummary(before: Map<number, number>, after: Map<number, number>): FsyncSummary | undefined {
+export function durationSummary(before: Map<number, number>, after: Map<number, number>): DurationSummary | undefined {
   const bounds = [...after.keys()].sort((a, b) => a - b);
   const upTo = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
   const count = upTo.at(-1) ?? 0;
@@ -657,11 +674,18 @@ export function fsyncSummary(before: Map<number, number>, after: Map<number, num
 
 function fsyncsDelta(before: NodeMetrics | undefined, after: NodeMetrics | undefined): BenchReport['fsyncs'] {
   if (!before || !after) return undefined;
-  const commit = fsyncSummary(before.fsyncBuckets.commit, after.fsyncBuckets.commit);
+  const commit = durationSummary(before.fsyncBuckets.commit, after.fsyncBuckets.commit);
   if (!commit) return undefined;
-  const none = { count: 0, p50Ms: 0, p99Ms: 0, maxMs: 0, over50Ms: 0 };
-  return { commit, checkpoint: fsyncSummary(before.fsyncBuckets.checkpoint, after.fsyncBuckets.checkpoint) ?? none };
+  return { commit, checkpoint: durationSummary(before.fsyncBuckets.checkpoint, after.fsyncBuckets.checkpoint) ?? NONE };
 }
+
+/** None during the run (a short one may not collect); absent when the node has no such histogram. */
+function gcPausesDelta(before: NodeMetrics | undefined, after: NodeMetrics | undefined): DurationSummary | undefined {
+  if (!before || !after || after.gcBuckets.size === 0) return undefined;
+  return durationSummary(before.gcBuckets, after.gcBuckets) ?? NONE;
+}
+
+const NONE: DurationSummary = { count: 0, p50Ms: 0, p99Ms: 0, maxMs: 0, over50Ms: 0 };
 
 /** The profile the node wrote at shutdown, summarised. */
 function readProfile(file: string): BenchReport['profile'] {
@@ -763,11 +787,12 @@ export function reportTable(r: BenchReport): string {
   if (r.commits) {
     rows.push(['group commits during load', `${r.commits.count}: ${f(r.commits.eventsPerCommit, 1)} events and ${f(r.commits.msPerCommit, 2)} ms each (fsync included)`]);
   }
+  const durations = (x: DurationSummary) => `${x.count}, p50 / p99 / max ≤ ${f(x.p50Ms, 1)} / ${f(x.p99Ms, 1)} / ${x.maxMs === null ? '∞' : f(x.maxMs, 1)} ms, ${x.over50Ms} over ${SLOW_MS} ms`;
   if (r.fsyncs) {
-    const one = (x: FsyncSummary) => `${x.count}, p50 / p99 / max ≤ ${f(x.p50Ms, 1)} / ${f(x.p99Ms, 1)} / ${x.maxMs === null ? '∞' : f(x.maxMs, 1)} ms, ${x.over50Ms} over ${SLOW_MS} ms`;
-    rows.push(['vault fsyncs during load: commits', one(r.fsyncs.commit)]);
-    rows.push(['  checkpoints (the next commit waits)', one(r.fsyncs.checkpoint)]);
+    rows.push(['vault fsyncs during load: commits', durations(r.fsyncs.commit)]);
+    rows.push(['  checkpoints (the next commit waits)', durations(r.fsyncs.checkpoint)]);
   }
+  if (r.gcPauses) rows.push(['node GC pauses during load', durations(r.gcPauses)]);
   if (r.mainThreadBusy !== undefined) rows.push(['node main thread busy (event loop)', `${f(r.mainThreadBusy * 100)}% of the run`]);
   if (r.mainThread) {
     const m = r.mainThread;

@@ -21,7 +21,8 @@ export class Metrics {
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (!(options.processMetrics ?? true)) return;
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'nexus_' });
+    // GC pauses in the same buckets as the fsyncs: a bench's slow second is one or the other.
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'nexus_', gcDurationBuckets: SECONDS_BUCKETS });
     // The whole request path runs on the main thread: how busy it is, more than the
     // cores, says how close the node is to its limit (Node's event loop utilisation).
     const elu = (performance as { eventLoopUtilization?: () => { active: number } }).eventLoopUtilization?.bind(performance);
