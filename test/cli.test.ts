@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tempDir } from './support/node.ts';
 import { runCli, startCli } from './support/spawn.ts';
 import { parseConfig } from '../src/config/config.ts';
-import { cpuBound, durationSummary, latencyTail, machineTimes, mainThreadTimes, threadSchedTimes } from '../src/bench/harness.ts';
+import { coreSpeed, cpuBound, durationSummary, latencyTail, machineTimes, mainThreadTimes, threadSchedTimes } from '../src/bench/harness.ts';
 import { Metrics, histogramBuckets, metricValue } from '../src/telemetry/metrics.ts';
 
 test('start fails closed (exit 2, one clear line) when no identity method is enabled', async (t) => {
@@ -230,6 +230,9 @@ test('nexus bench: signed load against a fresh node, then lost/doubled/verify fr
   assert.ok(r.cpu.cores >= 1 && r.cpu.nodeMsPerRequest > 0 && r.cpu.loadGeneratorMsPerRequest > 0, JSON.stringify(r.cpu));
   assert.ok(Math.abs(r.cpu.boundRequestsPerSecond - (r.cpu.cores * 1000) / (r.cpu.nodeMsPerRequest + r.cpu.loadGeneratorMsPerRequest)) < 1e-6);
   assert.match(run.stdout, /CPU per request: node \/ load generator\s+[\d.]+ \/ [\d.]+ ms: \d+ cores allow at most \d+ requests\/s/);
+  // How fast one core was before and after (an ed25519 verify takes tens of µs on any machine this runs on).
+  for (const us of [r.coreSpeed.verifyUsBefore, r.coreSpeed.verifyUsAfter]) assert.ok(us > 1 && us < 10_000, JSON.stringify(r.coreSpeed));
+  assert.match(run.stdout, /one core: µs per ed25519 verify\s+[\d.]+ before \/ [\d.]+ after the run/);
   // What else kept the machine's cores busy meanwhile (Linux /proc/stat): a share of all cores.
   assert.ok(r.cpu.others >= 0 && r.cpu.others <= 1 && r.cpu.steal >= 0 && r.cpu.steal <= 1, JSON.stringify(r.cpu));
   assert.match(run.stdout, /cores busy with other work meanwhile\s+\d+% \(other processes, kernel threads\), stolen by the hypervisor \d+%/);
@@ -364,6 +367,19 @@ test('nexus bench: the node\'s GC pauses are counted in the same buckets as its 
   assert.ok((gc.get(Infinity) ?? 0) > 0, 'a scavenge was observed');
   // The fsyncs' bounds (prom-client's own for GC stop at 1, 10 and 100 ms, too coarse to tell a 20 ms pause from 90).
   assert.deepEqual([...gc.keys()], [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, Infinity]);
+});
+
+test('nexus bench: the core speed probe times what it says: a core kept busy meanwhile by another process makes it slower', async (t) => {
+  const alone = coreSpeed(50, 3);
+  assert.ok(alone > 1 && alone < 10_000, String(alone));
+  // Spinners on every core: this thread now shares its core, so each verify takes longer in wall time.
+  const { spawn } = await import('node:child_process');
+  const { availableParallelism } = await import('node:os');
+  const spinners = Array.from({ length: availableParallelism() * 2 }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+  t.after(() => spinners.forEach((p) => p.kill('SIGKILL')));
+  await new Promise((r) => setTimeout(r, 200));
+  const shared = coreSpeed(50, 3);
+  assert.ok(shared > alone * 1.3, `alone ${alone.toFixed(1)} µs, sharing its core ${shared.toFixed(1)} µs`);
 });
 
 test('nexus bench: slow answers are counted by the second they were sent in, the worst seconds first', () => {

@@ -19,6 +19,7 @@ import { spawn, type ChildProcess } from '../runtime/process.ts';
 import { percentile } from './load.ts';
 import { summariseProfile, type CpuProfile, type ProfileSummary } from './profile.ts';
 import { histogramBuckets, metricValue } from '../telemetry/metrics.ts';
+import { nodeCrypto } from '../runtime/crypto.ts';
 
 export interface BenchOptions {
   /** Command that runs this program (node + script, or the single executable). */
@@ -96,6 +97,13 @@ export interface BenchReport {
     others?: number;
     steal?: number;
   };
+  /**
+   * How fast one core of this machine was just before the warm-up and just
+   * after the run: µs per ed25519 verify on the bench's thread (coreSpeed).
+   * Compare runs by it: here the same build's CPU per request moved by a
+   * quarter between hours of one day, with no steal to show for it.
+   */
+  coreSpeed?: { verifyUsBefore: number; verifyUsAfter: number };
   /**
    * The node's group commits during the measured run, from its metrics: how
    * many events shared one transaction and one fsync, and how long each took
@@ -501,6 +509,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   // ~1,200 answers over 50 ms); made before the warm-up, it stays out of the
   // measured run (3 alternating pairs on a quiet disk: p99 26.9 / 32.2 /
   // 30.3 ms without, 12.2 / 7.2 / 17.0 ms with).
+  const speedBefore = coreSpeed();
   await scrapeNode(admin);
   const warm = await warmUp(url, keys, reqs.length, o, acks, pool);
   // This scrape also restarts the node's event-loop delay histogram: the one after covers the run.
@@ -516,6 +525,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   await pool.close().catch(() => {});
   const stats = statsDelta(statsBefore, processStats(node.proc.pid!));
   const metricsAfter = await scrapeNode(admin);
+  const speed = { verifyUsBefore: speedBefore, verifyUsAfter: coreSpeed() };
   const commits = commitsDelta(metricsBefore, metricsAfter);
   const fsyncs = fsyncsDelta(metricsBefore, metricsAfter);
   const gcPauses = gcPausesDelta(metricsBefore, metricsAfter);
@@ -555,6 +565,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     eventsBooked: check.booked, lost: check.lost, doubled: check.doubled, corruption: check.corruption,
     node: stats, loadGeneratorCpuSeconds: cpuSecondsOf(cpu),
     ...cpuBound(stats, cpuSecondsOf(cpu), run, machineBefore && machineAfter && { busy: machineAfter.busy - machineBefore.busy, steal: machineAfter.steal - machineBefore.steal }),
+    coreSpeed: speed,
     ...(commits ? { commits } : {}),
     ...(fsyncs ? { fsyncs } : {}),
     ...(gcPauses ? { gcPauses } : {}),
@@ -564,6 +575,30 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
     ...(profile ? { profile } : {}),
     ...(ceiling ? { ceiling } : {}),
   };
+}
+
+/**
+ * One core's speed right now: µs per ed25519 verify (node:crypto, on this
+ * thread, a 300-byte message: the node's biggest cost per signed request),
+ * the median of `slices` slices of `sliceMs`.
+ */
+export function coreSpeed(sliceMs = 100, slices = 5): number {
+  const { privateKey, publicKey } = nodeCrypto.generateKeyPairSync('ed25519');
+  const message = new Uint8Array(300).fill(7);
+  const signature = nodeCrypto.sign(null, message, privateKey);
+  const perVerify: number[] = [];
+  for (let s = 0; s < slices; s++) {
+    let n = 0;
+    const t0 = performance.now();
+    let t = t0;
+    while (t - t0 < sliceMs) {
+      if (!nodeCrypto.verify(null, message, publicKey, signature)) throw new Error('the speed probe\'s own signature did not verify');
+      n++;
+      t = performance.now();
+    }
+    perVerify.push(((t - t0) * 1000) / n);
+  }
+  return percentile(perVerify.sort((a, b) => a - b), 50);
 }
 
 /** Cores this process may run on (what the bounds divide by). */
@@ -779,6 +814,7 @@ export function reportTable(r: BenchReport): string {
     ['load generator CPU during load', r.loadGeneratorCpuSeconds === undefined ? '—' : `${f(r.loadGeneratorCpuSeconds, 1)} s`],
     ['errors', Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'],
   ];
+  if (r.coreSpeed) rows.push(['one core: µs per ed25519 verify', `${f(r.coreSpeed.verifyUsBefore, 1)} before / ${f(r.coreSpeed.verifyUsAfter, 1)} after the run (this machine's speed then: compare runs by it)`]);
   if (r.cpu) {
     const c = r.cpu;
     rows.push(['CPU per request: node / load generator', `${f(c.nodeMsPerRequest, 3)} / ${f(c.loadGeneratorMsPerRequest, 3)} ms: ${c.cores} cores allow at most ${f(c.boundRequestsPerSecond)} requests/s (${f(c.coresBusy * 100)}% busy)`]);
