@@ -502,6 +502,7 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   const reqs = await presign(keys, url, o.events, o.batch, 0, o.progress);
   const pool = connect(url, o);
   const admin = { port: node.adminPort, token: fs.readFileSync(d.tokenFile, 'utf8').trim() };
+  const speedBefore = coreSpeed();
   // The first scrape of a node's life (and this process's first fetch) is a
   // one-off cost: the node's first /metrics took 10 ms against 2 ms after,
   // this process's first fetch 34 ms against 8. Made right before the run,
@@ -509,7 +510,6 @@ async function benchIn(o: BenchOptions, dir: string): Promise<BenchReport> {
   // ~1,200 answers over 50 ms); made before the warm-up, it stays out of the
   // measured run (3 alternating pairs on a quiet disk: p99 26.9 / 32.2 /
   // 30.3 ms without, 12.2 / 7.2 / 17.0 ms with).
-  const speedBefore = coreSpeed();
   await scrapeNode(admin);
   const warm = await warmUp(url, keys, reqs.length, o, acks, pool);
   // This scrape also restarts the node's event-loop delay histogram: the one after covers the run.
