@@ -197,10 +197,11 @@ export class MerkleTree {
    * `count` leaves, level by level. Each node complete within the first
    * `storedSize` leaves, from STORED_FROM_LEVEL up, is compared with the
    * stored one (the first mismatch is returned), and the root of every size
-   * in `sizes` (each ≤ count) is folded on the way. A size's root is its perfect subtrees, one per set bit,
-   * hashed together right to left — the order the levels come in — so C
-   * checkpoints cost one pass plus C·log n hashes, not C passes over the
-   * leaves (quadratic for a node that cuts a checkpoint every second).
+   * in `sizes` (each ≤ count) is folded on the way. A size's root is its
+   * perfect subtrees, one per set bit, hashed together right to left — the
+   * order the levels come in — so C checkpoints cost one pass plus C·log n
+   * hashes, not C passes over the leaves (quadratic for a node that cuts a
+   * checkpoint every second).
    */
   static audit(
     leaves: Uint8Array,
