@@ -105,13 +105,16 @@ export class MerkleTree {
     return behind;
   }
 
-  /** A complete node: level 0 is a leaf; below STORED_FROM_LEVEL, the root of its leaves. */
+  /**
+   * A complete node of the tree (over leaves it has integrated, stored or
+   * not): level 0 is a leaf; below STORED_FROM_LEVEL, the root of its leaves.
+   */
   node(level: number, index: number): Uint8Array {
     let hash: Uint8Array | undefined;
     if (level >= STORED_FROM_LEVEL) hash = this.#nodeGet.get((s) => s.blob(0), level, index);
     else {
       const width = 2 ** level;
-      if ((index + 1) * width <= this.#vault.size) {
+      if ((index + 1) * width <= this.#size) {
         const leaves = this.#vault.leaves(index * width, (index + 1) * width);
         hash = level === 0 ? leaves : merkleRoot(leaves, width);
       }
