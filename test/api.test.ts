@@ -1,6 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { startTestNode, devPost, devGet, checkpointNow, type TestNode } from './support/node.ts';
@@ -209,6 +211,29 @@ test('reads: event by seq, own events only, cursor pagination newest first, acco
   assert.equal(sum.body.entries, node.vault.size);
   const t = sum.body.totals;
   assert.equal(BigInt(t.creator) + BigInt(t.pool) + BigInt(t.fee), BigInt(t.amount));
+});
+
+test('every answer carries hono secureHeaders\' headers, booked events (their fast path) as much as problems and public routes', async () => {
+  // The model: the library's middleware with the node's options on a bare app.
+  const model = new Hono().use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' })).get('/', (c) => c.text('x'));
+  const expected = [...(await model.request('/')).headers].filter(([k]) => k !== 'content-type' && k !== 'content-length');
+  assert.ok(expected.length >= 10, `the library sets its headers (${expected.length})`);
+  const answers: Array<[string, Response]> = [
+    ['a booked event', await devPost(`${node.url}/v1/events`, { amount: '7', ref: 'secure-1' })],
+    ['a replayed event', await devPost(`${node.url}/v1/events`, { amount: '7', ref: 'secure-1' })],
+    ['a booked batch', await devPost(`${node.url}/v1/events`, { events: [{ amount: '1', ref: 'secure-2' }, { amount: '2', ref: 'secure-3' }] })],
+    ['a conflict', await devPost(`${node.url}/v1/events`, { amount: '8', ref: 'secure-1' })],
+    ['a bad body', await devPost(`${node.url}/v1/events`, { amount: '0' })],
+    ['no identity', await fetch(`${node.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":"1"}' })],
+    ['a public route', await fetch(`${node.url}/v1/node`)],
+    ['no route', await fetch(`${node.url}/nope`)],
+  ];
+  for (const [what, res] of answers) {
+    await res.arrayBuffer();
+    for (const [k, v] of expected) assert.equal(res.headers.get(k), v, `${what} (${res.status}): ${k}`);
+    assert.equal(res.headers.get('x-powered-by'), null, what);
+  }
+  assert.deepEqual(answers.slice(0, 3).map(([, r]) => r.status), [201, 200, 201]);
 });
 
 test('public routes, 404 and 405 are problem+json too', async () => {

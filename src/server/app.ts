@@ -5,10 +5,10 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { secureHeaders } from 'hono/secure-headers';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { GroupCommitter, StorageError, receiptOf, type Arrival, type Outcome } from '../vault/group-commit.ts';
 import { receiptJson, receiptsJson } from './receipt-json.ts';
+import { secureHeadersOnce } from './secure-headers.ts';
 import type { StoredEntry, Vault } from '../vault/vault.ts';
 import { SplitInvariantError } from '../brain/split.ts';
 import { formatPolicy } from '../brain/policy.ts';
@@ -131,7 +131,8 @@ export function createApp(appOptions: AppOptions): Hono<Env> {
   const { vault, committer } = options;
   const app = new Hono<Env>({ strict: true });
 
-  app.use('*', secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  const secure = secureHeadersOnce({ crossOriginResourcePolicy: 'same-origin' });
+  app.use('*', secure.middleware);
 
   app.onError((err, c) => {
     if (err instanceof ProblemError) return problem(c, err.code, err.detail);
@@ -260,7 +261,7 @@ export function createApp(appOptions: AppOptions): Hono<Env> {
     const covered = options.log.latest()?.size ?? 0;
     const first = outcome.receipts[0]!;
     const body = batch ? receiptsJson(outcome.receipts, covered) : receiptJson(first, first.seq < covered);
-    return c.body(body, status, { 'content-type': 'application/json' });
+    return secure.respond(c, body, status, 'application/json');
   });
 
   const readGuard: MiddlewareHandler<Env> = async (c, next) => {
