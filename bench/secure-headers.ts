@@ -15,12 +15,11 @@ import { parseArgs } from 'node:util';
 import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { listen } from '../src/runtime/serve.ts';
-import { secureHeadersOnce } from '../src/server/secure-headers.ts';
+import { API_SECURE_HEADERS as OPTIONS, secureHeadersOnce } from '../src/server/secure-headers.ts';
 import { processStats } from '../src/bench/harness.ts';
 import { runLoad } from '../src/bench/load.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '6' }, serve: { type: 'boolean' } } });
-const OPTIONS = { crossOriginResourcePolicy: 'same-origin' } as const;
 const receipt = JSON.stringify({ seq: 1, leaf: 'ab'.repeat(32), amount: '1000', split: { creator: '600', pool: '300', fee: '100' }, subject: `did:key:z6Mk${'x'.repeat(44)}`, beneficiary: `did:key:z6Mk${'x'.repeat(44)}`, ts: 1, ref: 'r-000001', checkpointed: false });
 
 if (values.serve) {

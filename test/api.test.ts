@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { startTestNode, devPost, devGet, checkpointNow, type TestNode } from './support/node.ts';
 import { metricValue } from '../src/telemetry/metrics.ts';
+import { API_SECURE_HEADERS } from '../src/server/secure-headers.ts';
 
 let node: TestNode;
 before(async () => {
@@ -215,7 +216,7 @@ test('reads: event by seq, own events only, cursor pagination newest first, acco
 
 test('every answer carries hono secureHeaders\' headers, booked events (their fast path) as much as problems and public routes', async () => {
   // The model: the library's middleware with the node's options on a bare app.
-  const model = new Hono().use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' })).get('/', (c) => c.text('x'));
+  const model = new Hono().use(secureHeaders(API_SECURE_HEADERS)).get('/', (c) => c.text('x'));
   const expected = [...(await model.request('/')).headers].filter(([k]) => k !== 'content-type' && k !== 'content-length');
   assert.ok(expected.length >= 10, `the library sets its headers (${expected.length})`);
   const answers: Array<[string, Response]> = [

@@ -8,7 +8,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { GroupCommitter, StorageError, receiptOf, type Arrival, type Outcome } from '../vault/group-commit.ts';
 import { receiptJson, receiptsJson } from './receipt-json.ts';
-import { secureHeadersOnce } from './secure-headers.ts';
+import { API_SECURE_HEADERS, secureHeadersOnce } from './secure-headers.ts';
 import type { StoredEntry, Vault } from '../vault/vault.ts';
 import { SplitInvariantError } from '../brain/split.ts';
 import { formatPolicy } from '../brain/policy.ts';
@@ -131,7 +131,7 @@ export function createApp(appOptions: AppOptions): Hono<Env> {
   const { vault, committer } = options;
   const app = new Hono<Env>({ strict: true });
 
-  const secure = secureHeadersOnce({ crossOriginResourcePolicy: 'same-origin' });
+  const secure = secureHeadersOnce(API_SECURE_HEADERS);
   app.use('*', secure.middleware);
 
   app.onError((err, c) => {
